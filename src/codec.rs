@@ -214,7 +214,11 @@ impl<'a> Reader<'a> {
     pub fn version(&mut self, what: &'static str, expected: u8) -> Result<(), DecodeError> {
         let got = self.u8(what)?;
         if got != expected {
-            return Err(DecodeError::UnknownVersion { what, got, expected });
+            return Err(DecodeError::UnknownVersion {
+                what,
+                got,
+                expected,
+            });
         }
         Ok(())
     }
@@ -223,7 +227,12 @@ impl<'a> Reader<'a> {
     pub fn count8(&mut self, what: &'static str, min: u8, max: u8) -> Result<usize, DecodeError> {
         let got = self.u8(what)?;
         if got < min || got > max {
-            return Err(DecodeError::BadCount { what, got: got.into(), min: min.into(), max: max.into() });
+            return Err(DecodeError::BadCount {
+                what,
+                got: got.into(),
+                min: min.into(),
+                max: max.into(),
+            });
         }
         Ok(got.into())
     }
@@ -239,7 +248,12 @@ impl<'a> Reader<'a> {
     ) -> Result<usize, DecodeError> {
         let got = self.u32(what)?;
         if got < min || got > max {
-            return Err(DecodeError::BadCount { what, got: got.into(), min: min.into(), max: max.into() });
+            return Err(DecodeError::BadCount {
+                what,
+                got: got.into(),
+                min: min.into(),
+                max: max.into(),
+            });
         }
         let n = got as usize;
         if n.saturating_mul(min_item_len.max(1)) > self.remaining() {
@@ -275,9 +289,15 @@ mod tests {
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes(1)));
         assert_eq!(r.u16("y"), Err(DecodeError::Truncated("y")));
         let mut r = Reader::new(&[2]);
-        assert!(matches!(r.version("m", 1), Err(DecodeError::UnknownVersion { got: 2, .. })));
+        assert!(matches!(
+            r.version("m", 1),
+            Err(DecodeError::UnknownVersion { got: 2, .. })
+        ));
         let mut r = Reader::new(&[2]);
-        assert!(matches!(r.option_tag("o"), Err(DecodeError::InvalidTag { got: 2, .. })));
+        assert!(matches!(
+            r.option_tag("o"),
+            Err(DecodeError::InvalidTag { got: 2, .. })
+        ));
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0]);
         assert!(r.count32("n", 0, u32::MAX, 1).is_err());
     }

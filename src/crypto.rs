@@ -120,9 +120,16 @@ impl PublicKey {
     }
 
     /// Checks `sig` over `msg` with `verify_strict`.
-    pub fn verify(&self, msg: &[u8], sig: &Signature, what: &'static str) -> Result<(), CryptoError> {
+    pub fn verify(
+        &self,
+        msg: &[u8],
+        sig: &Signature,
+        what: &'static str,
+    ) -> Result<(), CryptoError> {
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        self.0.verify_strict(msg, &sig).map_err(|_| CryptoError::BadSignature(what))
+        self.0
+            .verify_strict(msg, &sig)
+            .map_err(|_| CryptoError::BadSignature(what))
     }
 
     /// The underlying dalek key (for batch verification).

@@ -9,8 +9,10 @@ pub mod codec;
 pub mod crypto;
 pub mod money;
 pub mod protocol;
+pub mod store;
 pub mod time;
 pub mod wallet;
 
 pub use crypto::{Id, Nonce, PublicKey, SecretKey, Signature};
 pub use money::Fen;
+pub use protocol::SignedBody;

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// An amount of digital RMB in fen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Fen(pub u64);
 
@@ -54,7 +56,8 @@ impl Fen {
 
     /// Sum of an iterator, `None` on overflow.
     pub fn checked_sum<I: IntoIterator<Item = Fen>>(iter: I) -> Option<Fen> {
-        iter.into_iter().try_fold(Fen::ZERO, |acc, x| acc.checked_add(x))
+        iter.into_iter()
+            .try_fold(Fen::ZERO, |acc, x| acc.checked_add(x))
     }
 
     /// The amount as plain text without the currency sign: `12.50`.
@@ -141,12 +144,29 @@ mod tests {
         assert_eq!("".parse::<Fen>(), Err(AmountError::Empty));
         assert_eq!("¥".parse::<Fen>(), Err(AmountError::Empty));
         assert!(matches!("-1".parse::<Fen>(), Err(AmountError::Negative(_))));
-        assert!(matches!("¥-1.00".parse::<Fen>(), Err(AmountError::Negative(_))));
-        assert!(matches!("1.234".parse::<Fen>(), Err(AmountError::TooPrecise(_))));
-        assert!(matches!("184467440737095516.16".parse::<Fen>(), Err(AmountError::Overflow(_))));
-        assert!(matches!("99999999999999999999".parse::<Fen>(), Err(AmountError::Overflow(_))));
-        for bad in ["1e3", "1.", ".5", "+1", "1,00", "12.5.0", "NaN", "1 000", "١٢"] {
-            assert!(matches!(bad.parse::<Fen>(), Err(AmountError::Malformed(_))), "{bad}");
+        assert!(matches!(
+            "¥-1.00".parse::<Fen>(),
+            Err(AmountError::Negative(_))
+        ));
+        assert!(matches!(
+            "1.234".parse::<Fen>(),
+            Err(AmountError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            "184467440737095516.16".parse::<Fen>(),
+            Err(AmountError::Overflow(_))
+        ));
+        assert!(matches!(
+            "99999999999999999999".parse::<Fen>(),
+            Err(AmountError::Overflow(_))
+        ));
+        for bad in [
+            "1e3", "1.", ".5", "+1", "1,00", "12.5.0", "NaN", "1 000", "١٢",
+        ] {
+            assert!(
+                matches!(bad.parse::<Fen>(), Err(AmountError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 

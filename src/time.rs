@@ -60,8 +60,12 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, TimeError> {
             }
             let offset = hh * 3600 + mm * 60;
             let utc = parse_utc(&format!("{head}Z")).ok_or_else(bad)?;
-            return if tb[0] == b'+' { utc.checked_sub(offset) } else { utc.checked_add(offset) }
-                .ok_or_else(bad);
+            return if tb[0] == b'+' {
+                utc.checked_sub(offset)
+            } else {
+                utc.checked_add(offset)
+            }
+            .ok_or_else(bad);
         }
     }
     parse_utc(t).ok_or_else(bad)
@@ -91,6 +95,14 @@ pub fn format_rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// The time for a command: `TONGBAO_NOW` (RFC 3339) if set, else the system clock.
+pub fn now_from_env() -> Result<u64, TimeError> {
+    match std::env::var("TONGBAO_NOW") {
+        Ok(v) if !v.trim().is_empty() => parse_rfc3339(&v),
+        _ => Ok(SystemClock.now()),
+    }
+}
+
 /// Sentinel for "no end".
 pub const FOREVER: u64 = u64::MAX;
 
@@ -104,8 +116,14 @@ mod tests {
         assert_eq!(t, Ok(1_795_253_400));
         assert_eq!(format_rfc3339(1_795_253_400), "2026-11-21T09:30:00Z");
         assert_eq!(parse_rfc3339("2026-11-21"), Ok(1_795_219_200));
-        assert_eq!(parse_rfc3339("2026-11-21T17:30:00+08:00"), Ok(1_795_253_400));
-        assert_eq!(parse_rfc3339("2026-11-21T04:00:00-05:30"), Ok(1_795_253_400));
+        assert_eq!(
+            parse_rfc3339("2026-11-21T17:30:00+08:00"),
+            Ok(1_795_253_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21T04:00:00-05:30"),
+            Ok(1_795_253_400)
+        );
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_err());
         assert_eq!(parse_duration("10m"), Ok(600));

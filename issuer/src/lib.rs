@@ -1,1 +1,9 @@
+//! The Tongbao issuer: keys, certification, issuance and the ledger, over sled.
+//!
+//! The binary `issuer` is a thin CLI over this library; `issuer demo` drives it together with the
+//! wallet engine from `tongbao`.
 
+pub mod demo;
+pub mod ledger;
+
+pub use ledger::{Issuer, IssuerError, LedgerStats};

@@ -1,1 +1,59 @@
-fn main(){}
+//! `issuer`: the Tongbao issuer's command line. A thin layer over the `issuer` library.
+//!
+//! Exit codes: 0 success, 1 refused or invalid input (nothing changed), 2 usage.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tongbao issuer: keys, wallet certificates, issuance, the ledger.
+///
+/// Exit codes: 0 success, 1 refused or invalid input (nothing changed), 2 usage.
+/// TONGBAO_NOW (RFC 3339) overrides the clock.
+#[derive(Parser)]
+#[command(name = "issuer", version, about, long_about = None)]
+struct Cli {
+    /// Issuer home directory (its sled ledger and keys).
+    #[arg(long, global = true, env = "TONGBAO_ISSUER_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new issuer: root key, first note key, empty ledger.
+    Init(cmd::init::Args),
+    /// Issuer key set: export it for wallets.
+    Keys(cmd::keys::Args),
+    /// Certify a wallet registration with an e-CNY class.
+    Certify(cmd::certify::Args),
+    /// Issue digital RMB to a certified wallet as a note file.
+    Issue(cmd::issue::Args),
+    /// Ledger figures.
+    Ledger(cmd::ledger::Args),
+    /// The whole walk-through, narrated, in a fresh directory.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = cmd::Ctx::new(cli.home).and_then(|ctx| match cli.command {
+        Command::Init(a) => cmd::init::run(&ctx, a),
+        Command::Keys(a) => cmd::keys::run(&ctx, a),
+        Command::Certify(a) => cmd::certify::run(&ctx, a),
+        Command::Issue(a) => cmd::issue::run(&ctx, a),
+        Command::Ledger(a) => cmd::ledger::run(&ctx, a),
+        Command::Demo(a) => cmd::demo::run(&ctx, a),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

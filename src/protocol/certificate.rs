@@ -42,7 +42,12 @@ impl WalletKind {
             2 => WalletKind::Merchant,
             3 => WalletKind::Till,
             4 => WalletKind::Courier,
-            got => return Err(DecodeError::InvalidTag { what: "wallet kind", got }),
+            got => {
+                return Err(DecodeError::InvalidTag {
+                    what: "wallet kind",
+                    got,
+                });
+            }
         })
     }
 
@@ -71,7 +76,9 @@ impl FromStr for WalletKind {
             "merchant" => Ok(WalletKind::Merchant),
             "till" => Ok(WalletKind::Till),
             "courier" => Ok(WalletKind::Courier),
-            _ => Err(format!("unknown wallet kind {s:?} (personal, merchant, till, courier)")),
+            _ => Err(format!(
+                "unknown wallet kind {s:?} (personal, merchant, till, courier)"
+            )),
         }
     }
 }
@@ -105,7 +112,12 @@ impl WalletClass {
             2 => WalletClass::II,
             3 => WalletClass::III,
             4 => WalletClass::IV,
-            got => return Err(DecodeError::InvalidTag { what: "wallet class", got }),
+            got => {
+                return Err(DecodeError::InvalidTag {
+                    what: "wallet class",
+                    got,
+                });
+            }
         })
     }
 
@@ -224,21 +236,39 @@ impl Decode for Registration {
         check_merchant_field(kind, merchant.is_some())?;
         let created_at = r.u64("registration time")?;
         let signature = Signature::decode(r, "registration signature")?;
-        Ok(Registration { wallet, kind, merchant, created_at, signature })
+        Ok(Registration {
+            wallet,
+            kind,
+            merchant,
+            created_at,
+            signature,
+        })
     }
 }
 
 impl Registration {
     /// Signs a registration with the wallet's key.
-    pub fn sign(key: &SecretKey, kind: WalletKind, merchant: Option<PublicKey>, created_at: u64) -> Registration {
-        let mut r = Registration { wallet: key.public(), kind, merchant, created_at, signature: Signature([0; 64]) };
+    pub fn sign(
+        key: &SecretKey,
+        kind: WalletKind,
+        merchant: Option<PublicKey>,
+        created_at: u64,
+    ) -> Registration {
+        let mut r = Registration {
+            wallet: key.public(),
+            kind,
+            merchant,
+            created_at,
+            signature: Signature([0; 64]),
+        };
         r.signature = key.sign(&r.signing_bytes());
         r
     }
 
     /// Checks the wallet's own signature (proof of possession).
     pub fn verify(&self) -> Result<(), VerifyError> {
-        self.wallet.verify(&self.signing_bytes(), &self.signature, "registration")?;
+        self.wallet
+            .verify(&self.signing_bytes(), &self.signature, "registration")?;
         Ok(())
     }
 }
@@ -318,7 +348,9 @@ impl Decode for Certificate {
         let issued_at = r.u64("certificate issued at")?;
         let expires_at = r.u64("certificate expiry")?;
         if expires_at < issued_at {
-            return Err(DecodeError::InvalidValue("certificate expires before it is issued"));
+            return Err(DecodeError::InvalidValue(
+                "certificate expires before it is issued",
+            ));
         }
         let signature = Signature::decode(r, "certificate signature")?;
         Ok(Certificate {
@@ -346,10 +378,17 @@ impl Certificate {
 
     /// Checks the issuer signature and key, expiry at `at`, and revocation.
     pub fn verify_at(&self, ctx: &Context<'_>, at: u64) -> Result<(), VerifyError> {
-        let entry = ctx.keys.check_signing_key(self.key_id, self.issued_at, ctx.now, "certificate")?;
-        entry.key.verify(&self.signing_bytes(), &self.signature, "certificate")?;
+        let entry =
+            ctx.keys
+                .check_signing_key(self.key_id, self.issued_at, ctx.now, "certificate")?;
+        entry
+            .key
+            .verify(&self.signing_bytes(), &self.signature, "certificate")?;
         if at > self.expires_at {
-            return Err(VerifyError::Expired { what: "wallet certificate", at: format_rfc3339(self.expires_at) });
+            return Err(VerifyError::Expired {
+                what: "wallet certificate",
+                at: format_rfc3339(self.expires_at),
+            });
         }
         ctx.check_not_future(self.issued_at, "certificate")?;
         ctx.check_not_revoked(&self.wallet)?;
@@ -373,12 +412,18 @@ fn put_opt_key(out: &mut Vec<u8>, key: Option<&PublicKey>) {
 }
 
 fn get_opt_key(r: &mut Reader<'_>, what: &'static str) -> Result<Option<PublicKey>, DecodeError> {
-    Ok(if r.option_tag(what)? { Some(PublicKey::decode(r, what)?) } else { None })
+    Ok(if r.option_tag(what)? {
+        Some(PublicKey::decode(r, what)?)
+    } else {
+        None
+    })
 }
 
 fn check_merchant_field(kind: WalletKind, present: bool) -> Result<(), DecodeError> {
     if (kind == WalletKind::Till) != present {
-        return Err(DecodeError::InvalidValue("a till, and only a till, names its merchant"));
+        return Err(DecodeError::InvalidValue(
+            "a till, and only a till, names its merchant",
+        ));
     }
     Ok(())
 }

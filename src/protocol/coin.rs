@@ -116,7 +116,10 @@ pub struct CoinInfo {
 impl Coin {
     /// A fresh coin: just a note.
     pub fn from_note(note: Note) -> Coin {
-        Coin { note, hops: Vec::new() }
+        Coin {
+            note,
+            hops: Vec::new(),
+        }
     }
 
     /// Checks everything except signatures, and queues the signature checks in `checks`.
@@ -124,12 +127,23 @@ impl Coin {
     /// Rules: the note's issuer key is known and valid, every transfer spends the coin before it,
     /// outputs sum exactly to their input, hop count within policy, times never go backwards and are
     /// not in the future.
-    pub fn check_structure(&self, ctx: &Context<'_>, checks: &mut Vec<SigCheck>) -> Result<CoinInfo, VerifyError> {
+    pub fn check_structure(
+        &self,
+        ctx: &Context<'_>,
+        checks: &mut Vec<SigCheck>,
+    ) -> Result<CoinInfo, VerifyError> {
         let note = &self.note;
-        let entry = ctx.keys.check_signing_key(note.key_id, note.issued_at, ctx.now, "note")?;
+        let entry = ctx
+            .keys
+            .check_signing_key(note.key_id, note.issued_at, ctx.now, "note")?;
         let note_msg = note.signing_bytes();
         let note_id = Id::hash(&note_msg);
-        checks.push(SigCheck { key: entry.key, msg: note_msg, sig: note.signature, what: "note" });
+        checks.push(SigCheck {
+            key: entry.key,
+            msg: note_msg,
+            sig: note.signature,
+            what: "note",
+        });
         if let Earmark::MerchantsOnly { expires_at } = note.earmark {
             if ctx.now > expires_at {
                 return Err(VerifyError::Expired {
@@ -139,7 +153,10 @@ impl Coin {
             }
         }
         if self.hops.len() > usize::from(ctx.keys.policy.max_hops) {
-            return Err(VerifyError::TooManyHops { hops: self.hops.len(), max: ctx.keys.policy.max_hops });
+            return Err(VerifyError::TooManyHops {
+                hops: self.hops.len(),
+                max: ctx.keys.policy.max_hops,
+            });
         }
         let mut id = note_id;
         let mut holder = note.holder;
@@ -151,25 +168,52 @@ impl Coin {
             if t.input != id {
                 return Err(VerifyError::BrokenChain(i));
             }
-            let total = t.output_total().ok_or(VerifyError::ValueNotConserved { input: value, outputs: Fen(u64::MAX) })?;
+            let total = t.output_total().ok_or(VerifyError::ValueNotConserved {
+                input: value,
+                outputs: Fen(u64::MAX),
+            })?;
             if total != value {
-                return Err(VerifyError::ValueNotConserved { input: value, outputs: total });
+                return Err(VerifyError::ValueNotConserved {
+                    input: value,
+                    outputs: total,
+                });
             }
             if t.time < last_time {
                 return Err(VerifyError::TimeOrder);
             }
-            let out = t.outputs.get(usize::from(hop.index)).ok_or(VerifyError::BadOutputIndex(hop.index))?;
+            let out = t
+                .outputs
+                .get(usize::from(hop.index))
+                .ok_or(VerifyError::BadOutputIndex(hop.index))?;
             let msg = t.signing_bytes();
             let tid = Id::hash(&msg);
-            checks.push(SigCheck { key: holder, msg, sig: t.signature, what: "transfer" });
-            links.push(Link { input: id, transfer: tid, signer: holder });
+            checks.push(SigCheck {
+                key: holder,
+                msg,
+                sig: t.signature,
+                what: "transfer",
+            });
+            links.push(Link {
+                input: id,
+                transfer: tid,
+                signer: holder,
+            });
             id = coin_id(&tid, hop.index);
             holder = out.holder;
             value = out.value;
             last_time = t.time;
         }
         ctx.check_not_future(last_time, "coin")?;
-        Ok(CoinInfo { id, holder, value, hops: self.hops.len(), note_id, earmark: note.earmark, links, last_time })
+        Ok(CoinInfo {
+            id,
+            holder,
+            value,
+            hops: self.hops.len(),
+            note_id,
+            earmark: note.earmark,
+            links,
+            last_time,
+        })
     }
 
     /// Full offline verification: structure, then every signature.
@@ -184,7 +228,10 @@ impl Coin {
     pub fn extended(&self, transfer: Transfer, index: u8) -> Coin {
         let mut hops = self.hops.clone();
         hops.push(Hop { transfer, index });
-        Coin { note: self.note.clone(), hops }
+        Coin {
+            note: self.note.clone(),
+            hops,
+        }
     }
 
     /// The coin id without verifying anything.
@@ -199,7 +246,12 @@ impl Coin {
     pub fn holder(&self) -> PublicKey {
         match self.hops.last() {
             None => self.note.holder,
-            Some(h) => h.transfer.outputs.get(usize::from(h.index)).map(|o| o.holder).unwrap_or(self.note.holder),
+            Some(h) => h
+                .transfer
+                .outputs
+                .get(usize::from(h.index))
+                .map(|o| o.holder)
+                .unwrap_or(self.note.holder),
         }
     }
 
@@ -207,7 +259,12 @@ impl Coin {
     pub fn value(&self) -> Fen {
         match self.hops.last() {
             None => self.note.value,
-            Some(h) => h.transfer.outputs.get(usize::from(h.index)).map(|o| o.value).unwrap_or(Fen::ZERO),
+            Some(h) => h
+                .transfer
+                .outputs
+                .get(usize::from(h.index))
+                .map(|o| o.value)
+                .unwrap_or(Fen::ZERO),
         }
     }
 }

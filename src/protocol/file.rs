@@ -142,7 +142,11 @@ impl TbFile {
         let mut r = Reader::new(&bytes[MAGIC.len()..]);
         let version = r.u8("file version")?;
         if version != VERSION {
-            return Err(FileError::Decode(DecodeError::UnknownVersion { what: "file", got: version, expected: VERSION }));
+            return Err(FileError::Decode(DecodeError::UnknownVersion {
+                what: "file",
+                got: version,
+                expected: VERSION,
+            }));
         }
         let kind = r.u8("file kind")?;
         let len = r.u32("file length")? as usize;
@@ -168,7 +172,12 @@ impl TbFile {
             7 => TbFile::Receipt(Receipt::decode(body)?),
             8 => TbFile::Revocations(RevocationList::decode(body)?),
             9 => TbFile::Proof(DoubleSpendProof::decode(body)?),
-            got => return Err(FileError::Decode(DecodeError::InvalidTag { what: "file kind", got })),
+            got => {
+                return Err(FileError::Decode(DecodeError::InvalidTag {
+                    what: "file kind",
+                    got,
+                }));
+            }
         })
     }
 }
@@ -208,7 +217,10 @@ pub enum FileError {
 /// Reads a file of at most [`MAX_FILE`] bytes.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
     use std::io::Read;
-    let io = |source| FileError::Io { path: path.display().to_string(), source };
+    let io = |source| FileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::new();
     f.take(MAX_FILE + 1).read_to_end(&mut buf).map_err(io)?;
@@ -226,12 +238,18 @@ pub fn read_file(path: &Path) -> Result<TbFile, FileError> {
 /// Writes `bytes` atomically: a temporary file in the same directory, fsync, rename, fsync the
 /// directory. Readers see the old file or the whole new one, never part of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let io = |source| FileError::Io { path: path.display().to_string(), source };
+    let io = |source| FileError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -23,7 +23,10 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { max_hops: 16, clock_skew_secs: 300 }
+        Policy {
+            max_hops: 16,
+            clock_skew_secs: 300,
+        }
     }
 }
 
@@ -123,7 +126,10 @@ impl Decode for IssuerKeySet {
             root,
             set_version,
             issued_at,
-            policy: Policy { max_hops, clock_skew_secs },
+            policy: Policy {
+                max_hops,
+                clock_skew_secs,
+            },
             keys,
             signature,
         })
@@ -154,7 +160,8 @@ impl IssuerKeySet {
 
     /// Checks the root signature.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        self.root.verify(&self.signing_bytes(), &self.signature, "issuer key set")?;
+        self.root
+            .verify(&self.signing_bytes(), &self.signature, "issuer key set")?;
         Ok(())
     }
 
@@ -192,10 +199,17 @@ impl IssuerKeySet {
     ) -> Result<&IssuerKeyEntry, VerifyError> {
         let k = self.key(key_id)?;
         if signed_at < k.not_before || signed_at > k.issue_until {
-            return Err(VerifyError::IssuerKeyNotValid { key_id, what, at: format_rfc3339(signed_at) });
+            return Err(VerifyError::IssuerKeyNotValid {
+                key_id,
+                what,
+                at: format_rfc3339(signed_at),
+            });
         }
         if now > k.redeem_until {
-            return Err(VerifyError::Expired { what: "issuer key", at: format_rfc3339(k.redeem_until) });
+            return Err(VerifyError::Expired {
+                what: "issuer key",
+                at: format_rfc3339(k.redeem_until),
+            });
         }
         Ok(k)
     }

@@ -174,7 +174,10 @@ impl Context<'_> {
 
     /// Errors if `t` is after now plus the policy's clock skew.
     pub fn check_not_future(&self, t: u64, what: &'static str) -> Result<(), VerifyError> {
-        if t > self.now.saturating_add(u64::from(self.keys.policy.clock_skew_secs)) {
+        if t > self
+            .now
+            .saturating_add(u64::from(self.keys.policy.clock_skew_secs))
+        {
             return Err(VerifyError::FromTheFuture(what));
         }
         Ok(())

@@ -78,11 +78,26 @@ impl Decode for Note {
         let issued_at = r.u64("note issued at")?;
         let earmark = match r.u8("note earmark")? {
             0 => Earmark::None,
-            1 => Earmark::MerchantsOnly { expires_at: r.u64("earmark expiry")? },
-            got => return Err(DecodeError::InvalidTag { what: "note earmark", got }),
+            1 => Earmark::MerchantsOnly {
+                expires_at: r.u64("earmark expiry")?,
+            },
+            got => {
+                return Err(DecodeError::InvalidTag {
+                    what: "note earmark",
+                    got,
+                });
+            }
         };
         let signature = Signature::decode(r, "note signature")?;
-        Ok(Note { key_id, serial, value, holder, issued_at, earmark, signature })
+        Ok(Note {
+            key_id,
+            serial,
+            value,
+            holder,
+            issued_at,
+            earmark,
+            signature,
+        })
     }
 }
 
@@ -98,15 +113,27 @@ impl Note {
         issued_at: u64,
         earmark: Earmark,
     ) -> Note {
-        let mut n = Note { key_id, serial, value, holder, issued_at, earmark, signature: Signature([0; 64]) };
+        let mut n = Note {
+            key_id,
+            serial,
+            value,
+            holder,
+            issued_at,
+            earmark,
+            signature: Signature([0; 64]),
+        };
         n.signature = issuer_key.sign(&n.signing_bytes());
         n
     }
 
     /// Checks the issuer signature, the key's validity, the time and the earmark's expiry.
     pub fn verify(&self, ctx: &Context<'_>) -> Result<(), VerifyError> {
-        let entry = ctx.keys.check_signing_key(self.key_id, self.issued_at, ctx.now, "note")?;
-        entry.key.verify(&self.signing_bytes(), &self.signature, "note")?;
+        let entry = ctx
+            .keys
+            .check_signing_key(self.key_id, self.issued_at, ctx.now, "note")?;
+        entry
+            .key
+            .verify(&self.signing_bytes(), &self.signature, "note")?;
         ctx.check_not_future(self.issued_at, "note")?;
         if let Earmark::MerchantsOnly { expires_at } = self.earmark {
             if ctx.now > expires_at {

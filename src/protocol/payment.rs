@@ -156,8 +156,15 @@ impl Payment {
     ) -> Result<VerifiedPayment, VerifyError> {
         let payer = self.payer();
         let cert = &self.certificate;
-        let entry = ctx.keys.check_signing_key(cert.key_id, cert.issued_at, ctx.now, "certificate")?;
-        checks.push(SigCheck { key: entry.key, msg: cert.signing_bytes(), sig: cert.signature, what: "certificate" });
+        let entry =
+            ctx.keys
+                .check_signing_key(cert.key_id, cert.issued_at, ctx.now, "certificate")?;
+        checks.push(SigCheck {
+            key: entry.key,
+            msg: cert.signing_bytes(),
+            sig: cert.signature,
+            what: "certificate",
+        });
         if ctx.now > cert.expires_at {
             return Err(VerifyError::Expired {
                 what: "payer's certificate",
@@ -173,7 +180,9 @@ impl Payment {
             )));
         }
         if self.payee == payer {
-            return Err(VerifyError::BadPayment("payer and payee are the same wallet".into()));
+            return Err(VerifyError::BadPayment(
+                "payer and payee are the same wallet".into(),
+            ));
         }
         ctx.check_not_future(self.time, "payment")?;
         // Limits from the payer's certificate.
@@ -182,14 +191,26 @@ impl Payment {
             return Err(over("payment", self.amount, lim.per_payment_max));
         }
         if self.offline_spent < self.amount {
-            return Err(VerifyError::BadPayment("offline total is less than this payment".into()));
+            return Err(VerifyError::BadPayment(
+                "offline total is less than this payment".into(),
+            ));
         }
         if self.offline_spent > lim.offline_total_max {
-            return Err(over("offline total", self.offline_spent, lim.offline_total_max));
+            return Err(over(
+                "offline total",
+                self.offline_spent,
+                lim.offline_total_max,
+            ));
         }
-        let count = self.counter.checked_sub(cert.counter_base).filter(|&c| c > 0).ok_or_else(|| {
-            VerifyError::BadPayment("payment counter is not after the certificate's counter base".into())
-        })?;
+        let count = self
+            .counter
+            .checked_sub(cert.counter_base)
+            .filter(|&c| c > 0)
+            .ok_or_else(|| {
+                VerifyError::BadPayment(
+                    "payment counter is not after the certificate's counter base".into(),
+                )
+            })?;
         if count > u64::from(lim.offline_count_max) {
             return Err(VerifyError::OverLimit {
                 what: "offline payment count",
@@ -203,31 +224,43 @@ impl Payment {
         let mut coins = Vec::with_capacity(self.coins.len());
         let mut links = Vec::new();
         for coin in &self.coins {
-            let last = coin
-                .hops
-                .last()
-                .ok_or_else(|| VerifyError::BadPayment("a coin carries no transfer for this payment".into()))?;
+            let last = coin.hops.last().ok_or_else(|| {
+                VerifyError::BadPayment("a coin carries no transfer for this payment".into())
+            })?;
             let info = coin.check_structure(ctx, checks)?;
-            let spend = info.links.last().ok_or_else(|| VerifyError::BadPayment("coin without transfer".into()))?;
+            let spend = info
+                .links
+                .last()
+                .ok_or_else(|| VerifyError::BadPayment("coin without transfer".into()))?;
             if spend.signer != payer {
-                return Err(VerifyError::BadPayment("a coin is not the payer's to spend".into()));
+                return Err(VerifyError::BadPayment(
+                    "a coin is not the payer's to spend".into(),
+                ));
             }
             if !inputs.insert(spend.input) {
-                return Err(VerifyError::BadPayment("the same coin appears twice".into()));
+                return Err(VerifyError::BadPayment(
+                    "the same coin appears twice".into(),
+                ));
             }
             let t = &last.transfer;
             if t.counter != self.counter || t.request_id != self.request_id || t.time != self.time {
-                return Err(VerifyError::BadPayment("a transfer is not bound to this payment".into()));
+                return Err(VerifyError::BadPayment(
+                    "a transfer is not bound to this payment".into(),
+                ));
             }
             let (mut payee_outs, mut payer_outs) = (0, 0);
             for o in &t.outputs {
                 if o.holder == self.payee {
                     payee_outs += 1;
-                    to_payee = to_payee.checked_add(o.value).ok_or_else(|| VerifyError::BadPayment("overflow".into()))?;
+                    to_payee = to_payee
+                        .checked_add(o.value)
+                        .ok_or_else(|| VerifyError::BadPayment("overflow".into()))?;
                 } else if o.holder == payer {
                     payer_outs += 1;
                 } else {
-                    return Err(VerifyError::BadPayment("a transfer pays a third wallet".into()));
+                    return Err(VerifyError::BadPayment(
+                        "a transfer pays a third wallet".into(),
+                    ));
                 }
             }
             if payee_outs != 1 || payer_outs > 1 || info.holder != self.payee {
@@ -237,7 +270,9 @@ impl Payment {
             }
             if let Earmark::MerchantsOnly { .. } = info.earmark {
                 if payer == coin.note.holder && !receiver_kind.is_merchant() {
-                    return Err(VerifyError::Earmark("red-envelope money may be paid only to merchants".into()));
+                    return Err(VerifyError::Earmark(
+                        "red-envelope money may be paid only to merchants".into(),
+                    ));
                 }
             }
             for l in &info.links {
@@ -252,8 +287,19 @@ impl Payment {
                 self.amount
             )));
         }
-        checks.push(SigCheck { key: payer, msg: self.signing_bytes(), sig: self.signature, what: "payment" });
-        Ok(VerifiedPayment { id: self.id(), payer, amount: self.amount, coins, links })
+        checks.push(SigCheck {
+            key: payer,
+            msg: self.signing_bytes(),
+            sig: self.signature,
+            what: "payment",
+        });
+        Ok(VerifiedPayment {
+            id: self.id(),
+            payer,
+            amount: self.amount,
+            coins,
+            links,
+        })
     }
 
     /// Full offline verification by the receiving wallet.
@@ -271,7 +317,11 @@ impl Payment {
 }
 
 fn over(what: &'static str, amount: Fen, limit: Fen) -> VerifyError {
-    VerifyError::OverLimit { what, amount: amount.to_string(), limit: limit.to_string() }
+    VerifyError::OverLimit {
+        what,
+        amount: amount.to_string(),
+        limit: limit.to_string(),
+    }
 }
 
 /// The payee's signed acknowledgement of a payment.
@@ -347,7 +397,8 @@ impl Receipt {
 
     /// Checks the payee's signature.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        self.payee.verify(&self.signing_bytes(), &self.signature, "receipt")?;
+        self.payee
+            .verify(&self.signing_bytes(), &self.signature, "receipt")?;
         Ok(())
     }
 }

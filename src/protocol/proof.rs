@@ -33,9 +33,15 @@ impl Decode for DoubleSpendProof {
         let first = Transfer::decode_from(r)?;
         let second = Transfer::decode_from(r)?;
         if first.id() >= second.id() {
-            return Err(DecodeError::NonCanonical("proof transfers not in ascending id order"));
+            return Err(DecodeError::NonCanonical(
+                "proof transfers not in ascending id order",
+            ));
         }
-        Ok(DoubleSpendProof { signer, first, second })
+        Ok(DoubleSpendProof {
+            signer,
+            first,
+            second,
+        })
     }
 }
 
@@ -43,9 +49,17 @@ impl DoubleSpendProof {
     /// Builds a proof from two transfers in either order.
     pub fn new(signer: PublicKey, a: Transfer, b: Transfer) -> DoubleSpendProof {
         if a.id() <= b.id() {
-            DoubleSpendProof { signer, first: a, second: b }
+            DoubleSpendProof {
+                signer,
+                first: a,
+                second: b,
+            }
         } else {
-            DoubleSpendProof { signer, first: b, second: a }
+            DoubleSpendProof {
+                signer,
+                first: b,
+                second: a,
+            }
         }
     }
 
@@ -57,13 +71,25 @@ impl DoubleSpendProof {
     /// Checks the proof: the same input, two different transfers, both signed by `signer`.
     pub fn verify(&self) -> Result<(), VerifyError> {
         if self.first.input != self.second.input {
-            return Err(VerifyError::Mismatch("proof transfers spend different coins".into()));
+            return Err(VerifyError::Mismatch(
+                "proof transfers spend different coins".into(),
+            ));
         }
         if self.first.id() == self.second.id() {
-            return Err(VerifyError::Mismatch("proof transfers are the same transfer".into()));
+            return Err(VerifyError::Mismatch(
+                "proof transfers are the same transfer".into(),
+            ));
         }
-        self.signer.verify(&self.first.signing_bytes(), &self.first.signature, "proof transfer")?;
-        self.signer.verify(&self.second.signing_bytes(), &self.second.signature, "proof transfer")?;
+        self.signer.verify(
+            &self.first.signing_bytes(),
+            &self.first.signature,
+            "proof transfer",
+        )?;
+        self.signer.verify(
+            &self.second.signing_bytes(),
+            &self.second.signature,
+            "proof transfer",
+        )?;
         Ok(())
     }
 

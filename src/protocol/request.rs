@@ -67,10 +67,20 @@ impl Decode for PaymentRequest {
         let created_at = r.u64("request created at")?;
         let expires_at = r.u64("request expiry")?;
         if expires_at < created_at {
-            return Err(DecodeError::InvalidValue("request expires before it is made"));
+            return Err(DecodeError::InvalidValue(
+                "request expires before it is made",
+            ));
         }
         let signature = Signature::decode(r, "request signature")?;
-        Ok(PaymentRequest { payee, amount, request_id, memo, created_at, expires_at, signature })
+        Ok(PaymentRequest {
+            payee,
+            amount,
+            request_id,
+            memo,
+            created_at,
+            expires_at,
+            signature,
+        })
     }
 }
 
@@ -113,9 +123,13 @@ impl PaymentRequest {
 
     /// Checks the payee's signature and expiry.
     pub fn verify(&self, ctx: &Context<'_>) -> Result<(), VerifyError> {
-        self.payee.verify(&self.signing_bytes(), &self.signature, "payment request")?;
+        self.payee
+            .verify(&self.signing_bytes(), &self.signature, "payment request")?;
         if ctx.now > self.expires_at {
-            return Err(VerifyError::Expired { what: "payment request", at: format_rfc3339(self.expires_at) });
+            return Err(VerifyError::Expired {
+                what: "payment request",
+                at: format_rfc3339(self.expires_at),
+            });
         }
         ctx.check_not_future(self.created_at, "payment request")?;
         Ok(())

@@ -1,8 +1,8 @@
 //! Revocation list: issuer-signed and versioned; travels at sync and inside payments. See
 //! docs/protocol.md#revocation-list.
 
-use super::{SignedBody, VERSION, VerifyError, label};
 use super::keyset::IssuerKeySet;
+use super::{SignedBody, VERSION, VerifyError, label};
 use crate::codec::{Decode, DecodeError, Encode, Put, Reader};
 use crate::crypto::{PublicKey, SecretKey, Signature};
 
@@ -38,7 +38,12 @@ impl RevocationReason {
             2 => RevocationReason::Lost,
             3 => RevocationReason::Stolen,
             4 => RevocationReason::Fraud,
-            got => return Err(DecodeError::InvalidTag { what: "revocation reason", got }),
+            got => {
+                return Err(DecodeError::InvalidTag {
+                    what: "revocation reason",
+                    got,
+                });
+            }
         })
     }
 
@@ -119,22 +124,41 @@ impl Decode for RevocationList {
             };
             if let Some(prev) = entries.last() {
                 if e.wallet <= prev.wallet {
-                    return Err(DecodeError::NonCanonical("revocations not strictly ascending"));
+                    return Err(DecodeError::NonCanonical(
+                        "revocations not strictly ascending",
+                    ));
                 }
             }
             entries.push(e);
         }
         let signature = Signature::decode(r, "revocation list signature")?;
-        Ok(RevocationList { root, list_version, issued_at, entries, signature })
+        Ok(RevocationList {
+            root,
+            list_version,
+            issued_at,
+            entries,
+            signature,
+        })
     }
 }
 
 impl RevocationList {
     /// Builds and signs a list (entries are sorted and deduplicated by key).
-    pub fn sign(root: &SecretKey, list_version: u64, issued_at: u64, mut entries: Vec<Revocation>) -> RevocationList {
+    pub fn sign(
+        root: &SecretKey,
+        list_version: u64,
+        issued_at: u64,
+        mut entries: Vec<Revocation>,
+    ) -> RevocationList {
         entries.sort_by(|a, b| a.wallet.cmp(&b.wallet));
         entries.dedup_by(|a, b| a.wallet == b.wallet);
-        let mut l = RevocationList { root: root.public(), list_version, issued_at, entries, signature: Signature([0; 64]) };
+        let mut l = RevocationList {
+            root: root.public(),
+            list_version,
+            issued_at,
+            entries,
+            signature: Signature([0; 64]),
+        };
         l.signature = root.sign(&l.signing_bytes());
         l
     }
@@ -144,7 +168,8 @@ impl RevocationList {
         if self.root != keys.root {
             return Err(VerifyError::OtherIssuer(self.root.address()));
         }
-        self.root.verify(&self.signing_bytes(), &self.signature, "revocation list")?;
+        self.root
+            .verify(&self.signing_bytes(), &self.signature, "revocation list")?;
         Ok(())
     }
 

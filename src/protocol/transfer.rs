@@ -77,7 +77,14 @@ impl Decode for Transfer {
         let time = r.u64("transfer time")?;
         let request_id = Nonce(r.array("transfer request id")?);
         let signature = Signature::decode(r, "transfer signature")?;
-        Ok(Transfer { input, outputs, counter, time, request_id, signature })
+        Ok(Transfer {
+            input,
+            outputs,
+            counter,
+            time,
+            request_id,
+            signature,
+        })
     }
 }
 
@@ -91,7 +98,14 @@ impl Transfer {
         time: u64,
         request_id: Nonce,
     ) -> Transfer {
-        let mut t = Transfer { input, outputs, counter, time, request_id, signature: Signature([0; 64]) };
+        let mut t = Transfer {
+            input,
+            outputs,
+            counter,
+            time,
+            request_id,
+            signature: Signature([0; 64]),
+        };
         t.signature = holder.sign(&t.signing_bytes());
         t
     }

@@ -1,1 +1,490 @@
+//! The wallet engine: one wallet's keys, coins, counters and history over a [`Store`]. See
+//! docs/architecture.md#wallet-engine.
+//!
+//! Invariant: every state change is one [`Batch`] committed (atomic and durable) before the
+//! change is reported or any file is written. A payment is in the outbox, and its coins are spent,
+//! before the payment file exists; a receipt exists only after the received coins are stored.
 
+pub mod import;
+mod pay;
+mod receive;
+pub mod records;
+
+pub use crate::store::{Batch, MemStore, SledStore, Store, StoreError};
+pub use pay::{PayTarget, select_coins};
+pub use receive::Received;
+pub use records::{Balance, CoinView, HistoryEntry, OutboxEntry, RequestRecord};
+
+use rand::{CryptoRng, Rng};
+
+use crate::codec::{Decode, DecodeError, Encode};
+use crate::crypto::{Id, Nonce, PublicKey, SecretKey};
+use crate::money::Fen;
+use crate::protocol::certificate::{Certificate, Registration, WalletKind};
+use crate::protocol::coin::Coin;
+use crate::protocol::keyset::IssuerKeySet;
+use crate::protocol::payment::Payment;
+use crate::protocol::proof::DoubleSpendProof;
+use crate::protocol::request::PaymentRequest;
+use crate::protocol::revocation::RevocationList;
+use crate::protocol::{Context, VerifyError};
+use crate::time::format_rfc3339;
+
+/// Why a wallet operation was refused. Nothing was stored unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The input failed verification.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Stored state did not decode: the wallet database is damaged.
+    #[error("wallet database is damaged: {0}")]
+    Corrupt(String),
+    /// No wallet in this store.
+    #[error("no wallet here: create one with `wallet init`")]
+    NotInitialized,
+    /// A wallet already exists.
+    #[error("a wallet already exists here ({0})")]
+    AlreadyInitialized(String),
+    /// No certificate imported yet.
+    #[error(
+        "this wallet has no certificate yet: import the one the issuer made (`wallet import CERT`)"
+    )]
+    NoCertificate,
+    /// Not enough spendable money.
+    #[error("insufficient funds: {need} needed, {have} spendable")]
+    InsufficientFunds {
+        /// Spendable now.
+        have: Fen,
+        /// Needed.
+        need: Fen,
+    },
+    /// The wallet's own limits forbid it.
+    #[error("over this wallet's limit: {0}")]
+    OverOwnLimit(String),
+    /// Already seen: a replayed file.
+    #[error("replay: {0}; nothing changed")]
+    Replay(String),
+    /// A double spend was detected; the proof was stored.
+    #[error(
+        "double spend detected: {payer} already spent coin {coin} in another transfer; proof {proof} stored, payment refused"
+    )]
+    DoubleSpend {
+        /// The cheating payer's address.
+        payer: String,
+        /// The coin spent twice (short id).
+        coin: String,
+        /// The stored proof's id (short).
+        proof: String,
+    },
+    /// A file or object meant for another wallet.
+    #[error("{0}")]
+    NotForThisWallet(String),
+    /// Anything else the user asked that cannot be done.
+    #[error("{0}")]
+    Refused(String),
+    /// Not found.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+impl From<DecodeError> for WalletError {
+    fn from(e: DecodeError) -> Self {
+        WalletError::Verify(VerifyError::Decode(e))
+    }
+}
+
+/// Storage keys. Each prefix holds one kind of record.
+pub(crate) mod keys {
+    pub const SECRET: &[u8] = b"m/secret";
+    pub const KIND: &[u8] = b"m/kind";
+    pub const REGISTRATION: &[u8] = b"m/registration";
+    pub const CERT: &[u8] = b"m/certificate";
+    pub const KEYSET: &[u8] = b"m/keyset";
+    pub const REVOCATIONS: &[u8] = b"m/revocations";
+    pub const COUNTER: &[u8] = b"m/counter";
+    pub const OFFLINE_SPENT: &[u8] = b"m/offline-spent";
+    pub const SEQ: &[u8] = b"m/history-seq";
+    /// Unspent coins by coin id.
+    pub const COIN: &[u8] = b"c/";
+    /// Spent coins by coin id: the payment that spent them.
+    pub const SPENT: &[u8] = b"s/";
+    /// Every transfer seen, by the coin it consumed (local double-spend detection).
+    pub const SEEN: &[u8] = b"t/";
+    /// Double-spend proofs by proof id.
+    pub const PROOF: &[u8] = b"p/";
+    /// History by sequence number.
+    pub const HISTORY: &[u8] = b"h/";
+    /// Payments made, by payment id.
+    pub const OUTBOX: &[u8] = b"o/";
+    /// Payments received, by payment id: the receipt.
+    pub const RECEIVED: &[u8] = b"r/";
+    /// Requests made, by request id.
+    pub const REQUEST: &[u8] = b"q/";
+
+    pub fn with(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(id);
+        k
+    }
+}
+
+/// One wallet over a store.
+pub struct Wallet<S: Store> {
+    store: S,
+    secret: SecretKey,
+    public: PublicKey,
+    kind: WalletKind,
+}
+
+impl<S: Store> Wallet<S> {
+    /// Creates a new wallet in an empty store: a fresh key, the issuer key set it trusts, and the
+    /// registration to send to the issuer.
+    pub fn create<R: Rng + CryptoRng + ?Sized>(
+        store: S,
+        kind: WalletKind,
+        merchant: Option<PublicKey>,
+        keyset: IssuerKeySet,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(Wallet<S>, Registration), WalletError> {
+        if let Some(seed) = store.get(keys::SECRET)? {
+            let existing = seed_key(&seed)?.public().address();
+            return Err(WalletError::AlreadyInitialized(existing));
+        }
+        if (kind == WalletKind::Till) != merchant.is_some() {
+            return Err(WalletError::Refused(
+                "a till wallet needs --merchant ADDRESS (and only a till has one)".into(),
+            ));
+        }
+        keyset.verify()?;
+        let secret = SecretKey::generate(rng);
+        let registration = Registration::sign(&secret, kind, merchant, now);
+        let mut b = Batch::new();
+        b.put(keys::SECRET, secret.seed().to_vec());
+        b.put(
+            keys::KIND,
+            serde_json::to_vec(&kind).map_err(|e| WalletError::Corrupt(e.to_string()))?,
+        );
+        b.put(keys::REGISTRATION, registration.to_bytes());
+        b.put(keys::KEYSET, keyset.to_bytes());
+        b.put(keys::COUNTER, 0u64.to_be_bytes().to_vec());
+        b.put(keys::OFFLINE_SPENT, 0u64.to_be_bytes().to_vec());
+        let public = secret.public();
+        let w = Wallet {
+            store,
+            secret,
+            public,
+            kind,
+        };
+        w.push_history(
+            &mut b,
+            now,
+            HistoryEntry::note("created", format!("{kind} wallet {}", public.address())),
+        )?;
+        w.store.commit(b)?;
+        Ok((w, registration))
+    }
+
+    /// Opens the wallet in `store`.
+    pub fn open(store: S) -> Result<Wallet<S>, WalletError> {
+        let seed = store
+            .get(keys::SECRET)?
+            .ok_or(WalletError::NotInitialized)?;
+        let secret = seed_key(&seed)?;
+        let kind: WalletKind = store
+            .get(keys::KIND)?
+            .and_then(|k| serde_json::from_slice(&k).ok())
+            .ok_or_else(|| WalletError::Corrupt("wallet kind".into()))?;
+        let public = secret.public();
+        Ok(Wallet {
+            store,
+            secret,
+            public,
+            kind,
+        })
+    }
+
+    /// The wallet's public key (its address).
+    pub fn public(&self) -> PublicKey {
+        self.public
+    }
+
+    /// The wallet's kind.
+    pub fn kind(&self) -> WalletKind {
+        self.kind
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The registration made at creation.
+    pub fn registration(&self) -> Result<Registration, WalletError> {
+        self.load(keys::REGISTRATION, "registration")?
+            .ok_or_else(|| WalletError::Corrupt("registration".into()))
+    }
+
+    /// The issuer key set the wallet trusts.
+    pub fn keyset(&self) -> Result<IssuerKeySet, WalletError> {
+        self.load(keys::KEYSET, "issuer key set")?
+            .ok_or_else(|| WalletError::Corrupt("issuer key set".into()))
+    }
+
+    /// The current certificate, if any.
+    pub fn certificate(&self) -> Result<Option<Certificate>, WalletError> {
+        self.load(keys::CERT, "certificate")
+    }
+
+    /// The newest revocation list held, if any.
+    pub fn revocations(&self) -> Result<Option<RevocationList>, WalletError> {
+        self.load(keys::REVOCATIONS, "revocation list")
+    }
+
+    /// The payment counter (number of payments made so far).
+    pub fn counter(&self) -> Result<u64, WalletError> {
+        self.load_u64(keys::COUNTER)
+    }
+
+    /// Offline spend since the current certificate.
+    pub fn offline_spent(&self) -> Result<Fen, WalletError> {
+        self.load_u64(keys::OFFLINE_SPENT).map(Fen)
+    }
+
+    /// Every unspent coin.
+    pub fn coins(&self) -> Result<Vec<Coin>, WalletError> {
+        self.store
+            .scan_prefix(keys::COIN)?
+            .into_iter()
+            .map(|(_, v)| Coin::decode(&v).map_err(|e| WalletError::Corrupt(format!("coin: {e}"))))
+            .collect()
+    }
+
+    /// Balance and coin list.
+    pub fn balance(&self, now: u64) -> Result<Balance, WalletError> {
+        let keyset = self.keyset()?;
+        let coins = self.coins()?;
+        let cert = self.certificate()?;
+        let mut views = Vec::with_capacity(coins.len());
+        let mut total = Fen::ZERO;
+        for c in &coins {
+            let v = CoinView::of(c, &keyset, now);
+            total = total
+                .checked_add(v.value)
+                .ok_or_else(|| WalletError::Corrupt("balance overflow".into()))?;
+            views.push(v);
+        }
+        views.sort_by(|a, b| b.value.cmp(&a.value).then(a.id.cmp(&b.id)));
+        let offline_spent = self.offline_spent()?;
+        let counter = self.counter()?;
+        Ok(Balance::new(
+            self.public,
+            self.kind,
+            total,
+            views,
+            cert.as_ref(),
+            offline_spent,
+            counter,
+        ))
+    }
+
+    /// Verification context for this wallet at `now`, with the given revocation list.
+    pub(crate) fn context<'a>(
+        &self,
+        keys: &'a IssuerKeySet,
+        rl: Option<&'a RevocationList>,
+        now: u64,
+    ) -> Context<'a> {
+        Context {
+            keys,
+            now,
+            revoked: rl,
+        }
+    }
+
+    /// Makes a payment request (a dynamic code: amount set, one use) and records it.
+    pub fn create_request<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        amount: Fen,
+        memo: String,
+        expires_in: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<PaymentRequest, WalletError> {
+        if amount == Fen::ZERO {
+            return Err(WalletError::Refused(
+                "a request needs an amount above zero".into(),
+            ));
+        }
+        if memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
+            return Err(WalletError::Refused(format!(
+                "memo is {} bytes; at most {} fit in a payment code",
+                memo.len(),
+                crate::protocol::request::MAX_MEMO
+            )));
+        }
+        let expires_at = now
+            .checked_add(expires_in)
+            .ok_or_else(|| WalletError::Refused("expiry too far".into()))?;
+        let req = PaymentRequest::sign(
+            &self.secret,
+            amount,
+            Nonce::random(rng),
+            memo,
+            now,
+            expires_at,
+        );
+        let rec = RequestRecord::open(&req);
+        let mut b = Batch::new();
+        b.put(keys::with(keys::REQUEST, &req.request_id.0), rec.to_json()?);
+        self.push_history(
+            &mut b,
+            now,
+            HistoryEntry {
+                amount_fen: Some(amount.0),
+                request_id: Some(req.request_id.to_hex()),
+                memo: Some(req.memo.clone()).filter(|m| !m.is_empty()),
+                ..HistoryEntry::note(
+                    "requested",
+                    format!(
+                        "request {} until {}",
+                        req.request_id.short(),
+                        format_rfc3339(expires_at)
+                    ),
+                )
+            },
+        )?;
+        self.store.commit(b)?;
+        Ok(req)
+    }
+
+    /// Requests this wallet made.
+    pub fn requests(&self) -> Result<Vec<RequestRecord>, WalletError> {
+        self.store
+            .scan_prefix(keys::REQUEST)?
+            .into_iter()
+            .map(|(_, v)| RequestRecord::from_json(&v))
+            .collect()
+    }
+
+    /// History, oldest first.
+    pub fn history(&self) -> Result<Vec<HistoryEntry>, WalletError> {
+        self.store
+            .scan_prefix(keys::HISTORY)?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| WalletError::Corrupt(format!("history: {e}")))
+            })
+            .collect()
+    }
+
+    /// Payments made and not yet acknowledged by a receipt.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, WalletError> {
+        let mut out = Vec::new();
+        for (_, v) in self.store.scan_prefix(keys::OUTBOX)? {
+            let e = OutboxEntry::from_stored(&v)?;
+            if e.receipt_time.is_none() {
+                out.push(e);
+            }
+        }
+        out.sort_by_key(|e| (e.time, e.payment_id.clone()));
+        Ok(out)
+    }
+
+    /// A payment from the outbox (acknowledged or not) by full or short id, to write again.
+    pub fn outbox_payment(&self, id: &str) -> Result<Payment, WalletError> {
+        let id = id.trim().to_lowercase();
+        let mut found = Vec::new();
+        for (k, v) in self.store.scan_prefix(keys::OUTBOX)? {
+            if hex::encode(&k[keys::OUTBOX.len()..]).starts_with(&id) && !id.is_empty() {
+                found.push(v);
+            }
+        }
+        match found.len() {
+            0 => Err(WalletError::NotFound(format!("payment {id} in the outbox"))),
+            1 => OutboxEntry::payment_from_stored(&found[0]),
+            n => Err(WalletError::Refused(format!(
+                "{n} payments start with {id}: give more of the id"
+            ))),
+        }
+    }
+
+    /// Double-spend proofs this wallet has caught.
+    pub fn proofs(&self) -> Result<Vec<DoubleSpendProof>, WalletError> {
+        self.store
+            .scan_prefix(keys::PROOF)?
+            .into_iter()
+            .map(|(_, v)| {
+                DoubleSpendProof::decode(&v)
+                    .map_err(|e| WalletError::Corrupt(format!("proof: {e}")))
+            })
+            .collect()
+    }
+
+    pub(crate) fn load<T: Decode>(&self, key: &[u8], what: &str) -> Result<Option<T>, WalletError> {
+        match self.store.get(key)? {
+            None => Ok(None),
+            Some(v) => T::decode(&v)
+                .map(Some)
+                .map_err(|e| WalletError::Corrupt(format!("{what}: {e}"))),
+        }
+    }
+
+    pub(crate) fn load_u64(&self, key: &[u8]) -> Result<u64, WalletError> {
+        let v = self.store.get(key)?.unwrap_or_else(|| vec![0; 8]);
+        let arr: [u8; 8] = v
+            .try_into()
+            .map_err(|_| WalletError::Corrupt("counter".into()))?;
+        Ok(u64::from_be_bytes(arr))
+    }
+
+    pub(crate) fn require_certificate(&self) -> Result<Certificate, WalletError> {
+        self.certificate()?.ok_or(WalletError::NoCertificate)
+    }
+
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// Appends a history entry to `b` (sequence numbers are allocated inside the same batch).
+    pub(crate) fn push_history(
+        &self,
+        b: &mut Batch,
+        now: u64,
+        mut e: HistoryEntry,
+    ) -> Result<(), WalletError> {
+        let seq = self.load_u64(keys::SEQ)? + 1;
+        // Several entries in one batch: count the ones already queued.
+        let queued = b
+            .ops()
+            .iter()
+            .filter(|(k, _)| k.starts_with(keys::HISTORY))
+            .count() as u64;
+        let seq = seq + queued;
+        e.seq = seq;
+        e.time = now;
+        b.put(
+            keys::with(keys::HISTORY, &seq.to_be_bytes()),
+            serde_json::to_vec(&e).map_err(|x| WalletError::Corrupt(x.to_string()))?,
+        );
+        b.put(keys::SEQ, seq.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    /// Whether the coin id is known (held or spent).
+    pub(crate) fn knows_coin(&self, id: &Id) -> Result<bool, WalletError> {
+        Ok(self.store.get(&keys::with(keys::COIN, &id.0))?.is_some()
+            || self.store.get(&keys::with(keys::SPENT, &id.0))?.is_some())
+    }
+}
+
+fn seed_key(seed: &[u8]) -> Result<SecretKey, WalletError> {
+    let arr: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| WalletError::Corrupt("secret key".into()))?;
+    Ok(SecretKey::from_seed(&arr))
+}

@@ -1,1 +1,76 @@
-fn main(){}
+//! `wallet`: the Tongbao wallet command line. A thin layer over `tongbao::wallet`.
+//!
+//! Exit codes: 0 success, 1 refused or invalid input, 2 usage.
+
+mod cmd;
+mod out;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tongbao wallet: hold and pay offline digital RMB.
+///
+/// Exit codes: 0 success, 1 refused or invalid input (nothing changed), 2 usage.
+/// TONGBAO_NOW (RFC 3339) overrides the clock.
+#[derive(Parser)]
+#[command(name = "wallet", version, about, long_about = None)]
+struct Cli {
+    /// Wallet directory (one sled database per wallet).
+    #[arg(long, global = true, env = "TONGBAO_WALLET", value_name = "DIR")]
+    wallet: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a wallet and write its registration for the issuer.
+    Init(cmd::init::Args),
+    /// Print this wallet's address.
+    Address(cmd::address::Args),
+    /// Import a certificate, issued notes, an issuer key set, a revocation list or a receipt.
+    Import(cmd::import::Args),
+    /// Show the balance and coins.
+    Balance(cmd::balance::Args),
+    /// Make a payment request (a code for the payer).
+    Request(cmd::request::Args),
+    /// Pay a request or an address, offline; writes the payment file.
+    Pay(cmd::pay::Args),
+    /// Receive a payment file offline; optionally write the receipt.
+    Receive(cmd::receive::Args),
+    /// Show the history.
+    History(cmd::history::Args),
+    /// Payments made without a receipt yet; export one again.
+    Outbox(cmd::outbox::Args),
+    /// Double-spend proofs this wallet has caught.
+    Proofs(cmd::proofs::Args),
+    /// Decode and check any Tongbao file or payment code.
+    Inspect(cmd::inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = match cmd::Ctx::new(cli.wallet) {
+        Ok(c) => c,
+        Err(e) => return out::fail(&e),
+    };
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(&ctx, a),
+        Command::Address(a) => cmd::address::run(&ctx, a),
+        Command::Import(a) => cmd::import::run(&ctx, a),
+        Command::Balance(a) => cmd::balance::run(&ctx, a),
+        Command::Request(a) => cmd::request::run(&ctx, a),
+        Command::Pay(a) => cmd::pay::run(&ctx, a),
+        Command::Receive(a) => cmd::receive::run(&ctx, a),
+        Command::History(a) => cmd::history::run(&ctx, a),
+        Command::Outbox(a) => cmd::outbox::run(&ctx, a),
+        Command::Proofs(a) => cmd::proofs::run(&ctx, a),
+        Command::Inspect(a) => cmd::inspect::run(&ctx, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => out::fail(&e),
+    }
+}

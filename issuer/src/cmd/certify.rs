@@ -1,0 +1,65 @@
+//! `issuer certify REGISTRATION --class C --out FILE`: a wallet certificate.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use issuer::ledger::DEFAULT_CERT_SECS;
+use tongbao::protocol::certificate::WalletClass;
+use tongbao::protocol::file::{TbFile, read_file, write_file};
+use tongbao::time::{format_rfc3339, parse_duration};
+
+use super::{Ctx, check_new_output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The wallet's registration file (from `wallet init`).
+    registration: PathBuf,
+    /// e-CNY class: I, II, III or IV.
+    #[arg(long)]
+    class: WalletClass,
+    /// How long the certificate is valid, e.g. 90d.
+    #[arg(long, value_parser = parse_duration)]
+    valid_for: Option<u64>,
+    /// Where to write the certificate.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    check_new_output(&a.out)?;
+    let reg =
+        match read_file(&a.registration).with_context(|| a.registration.display().to_string())? {
+            TbFile::Registration(r) => r,
+            other => bail!(
+                "{} is a {}, not a wallet registration",
+                a.registration.display(),
+                other.kind_name()
+            ),
+        };
+    let iss = ctx.open()?;
+    let cert = iss.certify(
+        &reg,
+        a.class,
+        a.valid_for.unwrap_or(DEFAULT_CERT_SECS),
+        ctx.now,
+    )?;
+    write_file(&a.out, &TbFile::Certificate(cert.clone()))?;
+    if a.json {
+        return super::json(&serde_json::json!({
+            "wallet": cert.wallet.address(), "kind": cert.kind, "class": cert.class.to_string(),
+            "serial": cert.serial, "expires_at": cert.expires_at, "file": a.out,
+        }));
+    }
+    println!(
+        "certified {} wallet {} as class {} until {}",
+        cert.kind,
+        cert.wallet.address(),
+        cert.class,
+        format_rfc3339(cert.expires_at)
+    );
+    println!("certificate written to {}", a.out.display());
+    Ok(())
+}

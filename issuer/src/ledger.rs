@@ -1,0 +1,399 @@
+//! The issuer's state in one sled database: root and note keys, the key set, the revocation list,
+//! registered wallets and every note issued. See docs/architecture.md#issuer.
+//!
+//! Invariant: every change is one atomic, durable batch, committed before anything is reported or
+//! written out.
+
+use std::path::Path;
+
+use rand::{CryptoRng, Rng};
+use serde::{Deserialize, Serialize};
+use tongbao::codec::{Decode, Encode};
+use tongbao::protocol::SignedBody;
+use tongbao::protocol::certificate::{Certificate, Registration, WalletClass, WalletKind};
+use tongbao::protocol::file::NoteBundle;
+use tongbao::protocol::keyset::{IssuerKeyEntry, IssuerKeySet, Policy};
+use tongbao::protocol::note::{Earmark, Note};
+use tongbao::protocol::revocation::RevocationList;
+use tongbao::store::{Batch, SledStore, Store, StoreError};
+use tongbao::time::{FOREVER, format_rfc3339};
+use tongbao::{Fen, Nonce, PublicKey, SecretKey, Signature};
+
+/// Why an issuer operation was refused. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Input failed verification.
+    #[error(transparent)]
+    Verify(#[from] tongbao::protocol::VerifyError),
+    /// No issuer in this home.
+    #[error("no issuer at {0}: run `issuer init` first")]
+    NotInitialized(String),
+    /// Already initialised.
+    #[error("an issuer already exists at {0}")]
+    AlreadyInitialized(String),
+    /// Stored state is damaged.
+    #[error("issuer ledger is damaged: {0}")]
+    Corrupt(String),
+    /// A request the issuer refuses.
+    #[error("{0}")]
+    Refused(String),
+}
+
+mod keys {
+    pub const ROOT: &[u8] = b"k/root";
+    pub const NOTE_KEY: &[u8] = b"k/note/";
+    pub const KEYSET: &[u8] = b"m/keyset";
+    pub const REVOCATIONS: &[u8] = b"m/revocations";
+    pub const ISSUED_TOTAL: &[u8] = b"m/issued-total";
+    pub const NOTE_COUNT: &[u8] = b"m/note-count";
+    /// Registered wallets by public key.
+    pub const WALLET: &[u8] = b"w/";
+    /// Issued notes by note id (the coin id of a note).
+    pub const NOTE: &[u8] = b"n/";
+
+    pub fn with(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(id);
+        k
+    }
+}
+
+/// What the issuer knows of a certified wallet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletRecord {
+    /// Address.
+    pub address: String,
+    /// Kind.
+    pub kind: WalletKind,
+    /// Class (I to IV).
+    pub class: String,
+    /// The till's merchant.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub merchant: Option<String>,
+    /// Current certificate number.
+    pub cert_serial: u64,
+    /// Counter base of the current certificate.
+    pub counter_base: u64,
+    /// Certificate expiry.
+    pub cert_expires_at: u64,
+    /// When first registered.
+    pub registered_at: u64,
+}
+
+/// Ledger totals.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LedgerStats {
+    /// Issuer root address.
+    pub issuer: String,
+    /// Key set version.
+    pub key_set_version: u64,
+    /// Total issued, in fen.
+    pub issued_fen: u64,
+    /// Notes issued.
+    pub notes: u64,
+    /// Wallets certified.
+    pub wallets: u64,
+    /// Revoked keys.
+    pub revoked: u64,
+}
+
+/// An issuer over a store.
+pub struct Issuer<S: Store = SledStore> {
+    store: S,
+    root: SecretKey,
+}
+
+/// Default certificate lifetime: 90 days.
+pub const DEFAULT_CERT_SECS: u64 = 90 * 86_400;
+
+impl Issuer<SledStore> {
+    /// Creates a new issuer in `home`.
+    pub fn init_dir<R: Rng + CryptoRng + ?Sized>(
+        home: &Path,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Self, IssuerError> {
+        std::fs::create_dir_all(home)
+            .map_err(|e| IssuerError::Refused(format!("{}: {e}", home.display())))?;
+        let store = SledStore::open(home)?;
+        Issuer::init(store, now, rng).map_err(|e| match e {
+            IssuerError::AlreadyInitialized(_) => {
+                IssuerError::AlreadyInitialized(home.display().to_string())
+            }
+            other => other,
+        })
+    }
+
+    /// Opens the issuer in `home`.
+    pub fn open_dir(home: &Path) -> Result<Self, IssuerError> {
+        if !home.join("db").exists() {
+            return Err(IssuerError::NotInitialized(home.display().to_string()));
+        }
+        Issuer::open(SledStore::open(home)?).map_err(|e| match e {
+            IssuerError::NotInitialized(_) => {
+                IssuerError::NotInitialized(home.display().to_string())
+            }
+            other => other,
+        })
+    }
+}
+
+impl<S: Store> Issuer<S> {
+    /// Creates a new issuer in an empty store: a root key, note key 1, key set version 1 and an
+    /// empty revocation list.
+    pub fn init<R: Rng + CryptoRng + ?Sized>(
+        store: S,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Self, IssuerError> {
+        if store.get(keys::ROOT)?.is_some() {
+            return Err(IssuerError::AlreadyInitialized(String::new()));
+        }
+        let root = SecretKey::generate(rng);
+        let note_key = SecretKey::generate(rng);
+        let entry = IssuerKeyEntry {
+            key_id: 1,
+            key: note_key.public(),
+            not_before: now,
+            issue_until: FOREVER,
+            redeem_until: FOREVER,
+        };
+        let keyset = IssuerKeySet::sign(&root, 1, now, Policy::default(), vec![entry]);
+        let rl = RevocationList::sign(&root, 1, now, Vec::new());
+        let mut b = Batch::new();
+        b.put(keys::ROOT, root.seed().to_vec());
+        b.put(
+            keys::with(keys::NOTE_KEY, &1u32.to_be_bytes()),
+            note_key.seed().to_vec(),
+        );
+        b.put(keys::KEYSET, keyset.to_bytes());
+        b.put(keys::REVOCATIONS, rl.to_bytes());
+        b.put(keys::ISSUED_TOTAL, 0u64.to_be_bytes().to_vec());
+        b.put(keys::NOTE_COUNT, 0u64.to_be_bytes().to_vec());
+        store.commit(b)?;
+        Ok(Issuer { store, root })
+    }
+
+    /// Opens an existing issuer.
+    pub fn open(store: S) -> Result<Self, IssuerError> {
+        let seed = store
+            .get(keys::ROOT)?
+            .ok_or_else(|| IssuerError::NotInitialized(String::new()))?;
+        let root = seed_key(&seed)?;
+        Ok(Issuer { store, root })
+    }
+
+    /// The issuer's root public key (its identity).
+    pub fn root(&self) -> PublicKey {
+        self.root.public()
+    }
+
+    /// The current key set.
+    pub fn keyset(&self) -> Result<IssuerKeySet, IssuerError> {
+        let v = self
+            .store
+            .get(keys::KEYSET)?
+            .ok_or_else(|| IssuerError::Corrupt("key set".into()))?;
+        IssuerKeySet::decode(&v).map_err(|e| IssuerError::Corrupt(format!("key set: {e}")))
+    }
+
+    /// The current revocation list.
+    pub fn revocations(&self) -> Result<RevocationList, IssuerError> {
+        let v = self
+            .store
+            .get(keys::REVOCATIONS)?
+            .ok_or_else(|| IssuerError::Corrupt("revocation list".into()))?;
+        RevocationList::decode(&v)
+            .map_err(|e| IssuerError::Corrupt(format!("revocation list: {e}")))
+    }
+
+    /// The note key that signs at `now`, with its id.
+    fn signing_key(&self, now: u64) -> Result<(u32, SecretKey), IssuerError> {
+        let keyset = self.keyset()?;
+        let entry = keyset.current_key(now).ok_or_else(|| {
+            IssuerError::Refused(format!(
+                "no issuer key is valid for signing at {}",
+                format_rfc3339(now)
+            ))
+        })?;
+        let seed = self
+            .store
+            .get(&keys::with(keys::NOTE_KEY, &entry.key_id.to_be_bytes()))?
+            .ok_or_else(|| IssuerError::Corrupt(format!("note key {} missing", entry.key_id)))?;
+        Ok((entry.key_id, seed_key(&seed)?))
+    }
+
+    /// A registered wallet.
+    pub fn wallet(&self, key: &PublicKey) -> Result<Option<WalletRecord>, IssuerError> {
+        match self.store.get(&keys::with(keys::WALLET, key.as_bytes()))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| IssuerError::Corrupt(format!("wallet: {e}"))),
+        }
+    }
+
+    /// Certifies a registered wallet key for `class`, valid for `valid_secs`.
+    pub fn certify(
+        &self,
+        reg: &Registration,
+        class: WalletClass,
+        valid_secs: u64,
+        now: u64,
+    ) -> Result<Certificate, IssuerError> {
+        reg.verify()?;
+        if reg.created_at > now.saturating_add(300) {
+            return Err(IssuerError::Refused(
+                "registration is dated in the future".into(),
+            ));
+        }
+        if self.revocations()?.is_revoked(&reg.wallet) {
+            return Err(IssuerError::Refused(format!(
+                "wallet {} is revoked",
+                reg.wallet.address()
+            )));
+        }
+        if let Some(m) = &reg.merchant {
+            match self.wallet(m)? {
+                Some(rec) if rec.kind == WalletKind::Merchant => {}
+                _ => {
+                    return Err(IssuerError::Refused(format!(
+                        "the till's merchant {} is not a certified merchant wallet",
+                        m.address()
+                    )));
+                }
+            }
+        }
+        let existing = self.wallet(&reg.wallet)?;
+        if let Some(rec) = &existing {
+            if rec.kind != reg.kind {
+                return Err(IssuerError::Refused(format!(
+                    "wallet is registered as {}, not {}",
+                    rec.kind, reg.kind
+                )));
+            }
+        }
+        let (key_id, key) = self.signing_key(now)?;
+        let serial = existing.as_ref().map(|r| r.cert_serial + 1).unwrap_or(1);
+        let counter_base = existing.as_ref().map(|r| r.counter_base).unwrap_or(0);
+        let expires_at = now
+            .checked_add(valid_secs)
+            .ok_or_else(|| IssuerError::Refused("validity too long".into()))?;
+        let cert = Certificate {
+            key_id,
+            wallet: reg.wallet,
+            kind: reg.kind,
+            class,
+            merchant: reg.merchant,
+            limits: class.default_limits(),
+            serial,
+            counter_base,
+            issued_at: now,
+            expires_at,
+            signature: Signature([0; 64]),
+        }
+        .signed(&key);
+        let rec = WalletRecord {
+            address: reg.wallet.address(),
+            kind: reg.kind,
+            class: class.to_string(),
+            merchant: reg.merchant.map(|m| m.address()),
+            cert_serial: serial,
+            counter_base,
+            cert_expires_at: expires_at,
+            registered_at: existing.map(|r| r.registered_at).unwrap_or(now),
+        };
+        let mut b = Batch::new();
+        b.put(keys::with(keys::WALLET, reg.wallet.as_bytes()), json(&rec)?);
+        self.store.commit(b)?;
+        Ok(cert)
+    }
+
+    /// Issues `amount` as one note to a certified wallet and records it.
+    pub fn issue<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        to: &PublicKey,
+        amount: Fen,
+        earmark: Earmark,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<NoteBundle, IssuerError> {
+        if amount == Fen::ZERO {
+            return Err(IssuerError::Refused("amount must be above zero".into()));
+        }
+        let rec = self.wallet(to)?.ok_or_else(|| {
+            IssuerError::Refused(format!(
+                "no certified wallet {}: certify it first",
+                to.address()
+            ))
+        })?;
+        if self.revocations()?.is_revoked(to) {
+            return Err(IssuerError::Refused(format!(
+                "wallet {} is revoked",
+                to.address()
+            )));
+        }
+        let class: WalletClass = rec.class.parse().map_err(IssuerError::Corrupt)?;
+        let cap = class.default_limits().balance_max;
+        if amount > cap {
+            return Err(IssuerError::Refused(format!(
+                "{amount} is above the class {class} balance cap {cap}"
+            )));
+        }
+        if let Earmark::MerchantsOnly { expires_at } = earmark {
+            if expires_at <= now {
+                return Err(IssuerError::Refused(
+                    "restricted money must expire in the future".into(),
+                ));
+            }
+        }
+        let (key_id, key) = self.signing_key(now)?;
+        let note = Note::sign(&key, key_id, Nonce::random(rng), amount, *to, now, earmark);
+        let id = note.id();
+        let total = self.load_u64(keys::ISSUED_TOTAL)?;
+        let count = self.load_u64(keys::NOTE_COUNT)?;
+        let new_total = total
+            .checked_add(amount.0)
+            .ok_or_else(|| IssuerError::Refused("issued total overflows".into()))?;
+        let mut b = Batch::new();
+        b.put(keys::with(keys::NOTE, &id.0), note.to_bytes());
+        b.put(keys::ISSUED_TOTAL, new_total.to_be_bytes().to_vec());
+        b.put(keys::NOTE_COUNT, (count + 1).to_be_bytes().to_vec());
+        self.store.commit(b)?;
+        Ok(NoteBundle { notes: vec![note] })
+    }
+
+    /// Totals from the ledger.
+    pub fn stats(&self) -> Result<LedgerStats, IssuerError> {
+        Ok(LedgerStats {
+            issuer: self.root().address(),
+            key_set_version: self.keyset()?.set_version,
+            issued_fen: self.load_u64(keys::ISSUED_TOTAL)?,
+            notes: self.load_u64(keys::NOTE_COUNT)?,
+            wallets: self.store.scan_prefix(keys::WALLET)?.len() as u64,
+            revoked: self.revocations()?.entries.len() as u64,
+        })
+    }
+
+    fn load_u64(&self, key: &[u8]) -> Result<u64, IssuerError> {
+        let v = self.store.get(key)?.unwrap_or_else(|| vec![0; 8]);
+        let arr: [u8; 8] = v
+            .try_into()
+            .map_err(|_| IssuerError::Corrupt("counter".into()))?;
+        Ok(u64::from_be_bytes(arr))
+    }
+}
+
+fn seed_key(seed: &[u8]) -> Result<SecretKey, IssuerError> {
+    let arr: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| IssuerError::Corrupt("secret key".into()))?;
+    Ok(SecretKey::from_seed(&arr))
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, IssuerError> {
+    serde_json::to_vec(v).map_err(|e| IssuerError::Corrupt(e.to_string()))
+}

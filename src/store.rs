@@ -1,0 +1,242 @@
+//! The storage trait (wallets and the issuer ledger) and its two implementations: sled (one database per wallet
+//! directory) and memory (simulations and tests). See docs/architecture.md#storage.
+//!
+//! The engine reads freely and writes only through [`Store::commit`], which applies a whole
+//! [`Batch`] atomically and makes it durable before returning.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process has the database open.
+    #[error("the wallet at {0} is in use by another process")]
+    Locked(String),
+    /// Anything else from the storage engine.
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+/// A set of writes applied all together or not at all.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Remove `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// The operations in order.
+    pub fn ops(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
+    }
+
+    /// Whether nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Ordered key-value storage with atomic, durable batches.
+pub trait Store {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every pair whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Applies `batch` atomically; returns only once it is durable.
+    fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+/// A sled database in one directory.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                StoreError::Locked(dir.display().to_string())
+            }
+            other => StoreError::Backend(other.to_string()),
+        })?;
+        Ok(SledStore { db })
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get(key)
+            .map(|v| v.map(|iv| iv.to_vec()))
+            .map_err(backend)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.db.apply_batch(b).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// An in-memory store (for simulations and tests); "durable" for the life of the process.
+#[derive(Default)]
+pub struct MemStore {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// A copy of everything (to model a wallet backed up and restored).
+    pub fn snapshot(&self) -> MemStore {
+        let map = self.map.lock().map(|m| m.clone()).unwrap_or_default();
+        MemStore {
+            map: Mutex::new(map),
+        }
+    }
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let m = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?;
+        Ok(m.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let m = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?;
+        Ok(m.range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut m = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?;
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => m.insert(k, v),
+                None => m.remove(&k),
+            };
+        }
+        Ok(())
+    }
+}
+
+impl<S: Store + ?Sized> Store for &S {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        (**self).scan_prefix(prefix)
+    }
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        (**self).commit(batch)
+    }
+}
+
+/// One test suite, run against every store implementation.
+#[cfg(test)]
+pub(crate) mod suite {
+    use super::*;
+
+    pub fn run(store: &dyn Store) {
+        assert_eq!(store.get(b"a").ok().flatten(), None);
+        let mut b = Batch::new();
+        b.put(b"a/1".to_vec(), b"one".to_vec());
+        b.put(b"a/2".to_vec(), b"two".to_vec());
+        b.put(b"b/1".to_vec(), b"other".to_vec());
+        store.commit(b).expect("commit");
+        assert_eq!(store.get(b"a/1").ok().flatten(), Some(b"one".to_vec()));
+        let a = store.scan_prefix(b"a/").expect("scan");
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].0, b"a/1".to_vec());
+        let mut b = Batch::new();
+        b.delete(b"a/1".to_vec());
+        b.put(b"a/3".to_vec(), b"three".to_vec());
+        store.commit(b).expect("commit");
+        let keys: Vec<Vec<u8>> = store
+            .scan_prefix(b"a/")
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
+        store.commit(Batch::new()).expect("empty commit");
+    }
+
+    #[test]
+    fn mem_store() {
+        run(&MemStore::new());
+    }
+
+    #[test]
+    fn sled_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        run(&SledStore::open(dir.path()).expect("open"));
+        // Reopen: what was committed is still there.
+    }
+
+    #[test]
+    fn sled_store_is_durable_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = SledStore::open(dir.path()).expect("open");
+            let mut b = Batch::new();
+            b.put(b"k".to_vec(), b"v".to_vec());
+            s.commit(b).expect("commit");
+        }
+        let s = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.get(b"k").ok().flatten(), Some(b"v".to_vec()));
+    }
+}

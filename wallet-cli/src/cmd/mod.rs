@@ -1,0 +1,81 @@
+//! One module per subcommand, each with its `Args` and `run`.
+
+pub mod address;
+pub mod balance;
+pub mod history;
+pub mod import;
+pub mod init;
+pub mod inspect;
+pub mod outbox;
+pub mod pay;
+pub mod proofs;
+pub mod receive;
+pub mod request;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use tongbao::protocol::file::{self, TbFile};
+use tongbao::store::SledStore;
+use tongbao::wallet::Wallet;
+
+/// What every command gets: where the wallet is and what time it is.
+pub struct Ctx {
+    /// The wallet directory.
+    pub dir: PathBuf,
+    /// Unix seconds (TONGBAO_NOW or the system clock).
+    pub now: u64,
+}
+
+impl Ctx {
+    pub fn new(dir: Option<PathBuf>) -> anyhow::Result<Ctx> {
+        let dir = match dir {
+            Some(d) => d,
+            None => default_dir()?,
+        };
+        let now = tongbao::time::now_from_env().context("TONGBAO_NOW")?;
+        Ok(Ctx { dir, now })
+    }
+
+    /// Opens the existing wallet.
+    pub fn open(&self) -> anyhow::Result<Wallet<SledStore>> {
+        if !self.dir.join("db").exists() {
+            bail!(
+                "no wallet at {}: create one with `wallet init`",
+                self.dir.display()
+            );
+        }
+        let store = SledStore::open(&self.dir)?;
+        Ok(Wallet::open(store)?)
+    }
+}
+
+fn default_dir() -> anyhow::Result<PathBuf> {
+    let home =
+        std::env::var_os("HOME").context("no --wallet given, TONGBAO_WALLET unset and no HOME")?;
+    Ok(Path::new(&home).join(".tongbao").join("wallet"))
+}
+
+/// Reads a Tongbao file.
+pub fn read(path: &Path) -> anyhow::Result<TbFile> {
+    file::read_file(path).with_context(|| format!("{}", path.display()))
+}
+
+/// Writes a Tongbao file atomically.
+pub fn write(path: &Path, f: &TbFile) -> anyhow::Result<()> {
+    file::write_file(path, f).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Refuses to overwrite an existing output file (so a mistyped path never destroys a payment).
+pub fn check_new_output(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        bail!("{} already exists: choose another --out", path.display());
+    }
+    Ok(())
+}
+
+/// A short id for people.
+pub fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(8)]
+}
