@@ -1,1 +1,36 @@
-fn main() {}
+//! Offline verification of a received payment (issue 2's figure: 3 coins x 4 hops).
+//!
+//! Run: `cargo bench --bench verify`. Medians are printed by criterion.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use tongbao::protocol::certificate::WalletKind;
+use tongbao::testkit::Fixture;
+
+fn verify_payment(c: &mut Criterion) {
+    let f = Fixture::new();
+    let mut g = c.benchmark_group("verify_payment");
+    for (coins, hops) in [(1, 1), (1, 4), (3, 1), (3, 4), (3, 16)] {
+        let (p, payee) = f.payment_n_by_hops(coins, hops);
+        g.bench_function(format!("{coins}coins_x_{hops}hops"), |b| {
+            b.iter(|| {
+                let v = black_box(&p).verify(&f.ctx(), &payee, WalletKind::Merchant);
+                assert!(v.is_ok());
+            })
+        });
+    }
+    g.finish();
+}
+
+fn verify_strict_baseline(c: &mut Criterion) {
+    let k = tongbao::testkit::key(9);
+    let msg = b"tongbao baseline";
+    let sig = k.sign(msg);
+    let pk = k.public();
+    c.bench_function("verify_strict_one_signature", |b| {
+        b.iter(|| assert!(pk.verify(black_box(msg), &sig, "baseline").is_ok()))
+    });
+}
+
+criterion_group!(benches, verify_payment, verify_strict_baseline);
+criterion_main!(benches);

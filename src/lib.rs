@@ -7,9 +7,11 @@
 
 pub mod codec;
 pub mod crypto;
+pub mod failpoint;
 pub mod money;
 pub mod protocol;
 pub mod store;
+pub mod testkit;
 pub mod time;
 pub mod wallet;
 

@@ -52,12 +52,15 @@ impl Batch {
     }
 }
 
+/// Key-value pairs as returned by a prefix scan.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Ordered key-value storage with atomic, durable batches.
 pub trait Store {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pair whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
     /// Applies `batch` atomically; returns only once it is durable.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
 }
@@ -91,7 +94,7 @@ impl Store for SledStore {
             .map_err(backend)
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         self.db
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
@@ -147,7 +150,7 @@ impl Store for MemStore {
         Ok(m.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         let m = self
             .map
             .lock()
@@ -177,7 +180,7 @@ impl<S: Store + ?Sized> Store for &S {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(key)
     }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         (**self).scan_prefix(prefix)
     }
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {

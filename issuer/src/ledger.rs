@@ -268,13 +268,13 @@ impl<S: Store> Issuer<S> {
             }
         }
         let existing = self.wallet(&reg.wallet)?;
-        if let Some(rec) = &existing {
-            if rec.kind != reg.kind {
-                return Err(IssuerError::Refused(format!(
-                    "wallet is registered as {}, not {}",
-                    rec.kind, reg.kind
-                )));
-            }
+        if let Some(rec) = &existing
+            && rec.kind != reg.kind
+        {
+            return Err(IssuerError::Refused(format!(
+                "wallet is registered as {}, not {}",
+                rec.kind, reg.kind
+            )));
         }
         let (key_id, key) = self.signing_key(now)?;
         let serial = existing.as_ref().map(|r| r.cert_serial + 1).unwrap_or(1);
@@ -343,12 +343,12 @@ impl<S: Store> Issuer<S> {
                 "{amount} is above the class {class} balance cap {cap}"
             )));
         }
-        if let Earmark::MerchantsOnly { expires_at } = earmark {
-            if expires_at <= now {
-                return Err(IssuerError::Refused(
-                    "restricted money must expire in the future".into(),
-                ));
-            }
+        if let Earmark::MerchantsOnly { expires_at } = earmark
+            && expires_at <= now
+        {
+            return Err(IssuerError::Refused(
+                "restricted money must expire in the future".into(),
+            ));
         }
         let (key_id, key) = self.signing_key(now)?;
         let note = Note::sign(&key, key_id, Nonce::random(rng), amount, *to, now, earmark);

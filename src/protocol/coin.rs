@@ -144,13 +144,13 @@ impl Coin {
             sig: note.signature,
             what: "note",
         });
-        if let Earmark::MerchantsOnly { expires_at } = note.earmark {
-            if ctx.now > expires_at {
-                return Err(VerifyError::Expired {
-                    what: "restricted note",
-                    at: crate::time::format_rfc3339(expires_at),
-                });
-            }
+        if let Earmark::MerchantsOnly { expires_at } = note.earmark
+            && ctx.now > expires_at
+        {
+            return Err(VerifyError::Expired {
+                what: "restricted note",
+                at: crate::time::format_rfc3339(expires_at),
+            });
         }
         if self.hops.len() > usize::from(ctx.keys.policy.max_hops) {
             return Err(VerifyError::TooManyHops {

@@ -200,26 +200,40 @@ pub enum FileError {
     Checksum,
     /// The body did not decode.
     #[error("malformed: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// Larger than any Tongbao file.
     #[error("file is too large ({0} bytes; at most {MAX_FILE})")]
     TooLarge(u64),
+    /// A problem with the contents of a named file.
+    #[error("{path}: {inner}")]
+    InFile {
+        /// The path.
+        path: String,
+        /// What is wrong with it.
+        inner: Box<FileError>,
+    },
     /// Operating system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The path.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+impl From<DecodeError> for FileError {
+    fn from(e: DecodeError) -> Self {
+        FileError::Decode(e)
+    }
 }
 
 /// Reads a file of at most [`MAX_FILE`] bytes.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
     use std::io::Read;
-    let io = |source| FileError::Io {
+    let io = |cause| FileError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::new();
@@ -230,17 +244,21 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
     Ok(buf)
 }
 
-/// Reads and decodes a Tongbao file.
+/// Reads and decodes a Tongbao file; errors name the path.
 pub fn read_file(path: &Path) -> Result<TbFile, FileError> {
-    TbFile::from_file_bytes(&read_limited(path)?)
+    let bytes = read_limited(path)?;
+    TbFile::from_file_bytes(&bytes).map_err(|e| FileError::InFile {
+        path: path.display().to_string(),
+        inner: Box::new(e),
+    })
 }
 
 /// Writes `bytes` atomically: a temporary file in the same directory, fsync, rename, fsync the
 /// directory. Readers see the old file or the whole new one, never part of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    let io = |source| FileError::Io {
+    let io = |cause| FileError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -111,10 +111,10 @@ impl Decode for IssuerKeySet {
                 issue_until: r.u64("issue until")?,
                 redeem_until: r.u64("redeem until")?,
             };
-            if let Some(prev) = keys.last() {
-                if e.key_id <= prev.key_id {
-                    return Err(DecodeError::NonCanonical("key ids not strictly ascending"));
-                }
+            if let Some(prev) = keys.last()
+                && e.key_id <= prev.key_id
+            {
+                return Err(DecodeError::NonCanonical("key ids not strictly ascending"));
             }
             if e.issue_until > e.redeem_until || e.not_before > e.issue_until {
                 return Err(DecodeError::InvalidValue("key validity window"));

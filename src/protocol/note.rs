@@ -135,13 +135,13 @@ impl Note {
             .key
             .verify(&self.signing_bytes(), &self.signature, "note")?;
         ctx.check_not_future(self.issued_at, "note")?;
-        if let Earmark::MerchantsOnly { expires_at } = self.earmark {
-            if ctx.now > expires_at {
-                return Err(VerifyError::Expired {
-                    what: "restricted note",
-                    at: crate::time::format_rfc3339(expires_at),
-                });
-            }
+        if let Earmark::MerchantsOnly { expires_at } = self.earmark
+            && ctx.now > expires_at
+        {
+            return Err(VerifyError::Expired {
+                what: "restricted note",
+                at: crate::time::format_rfc3339(expires_at),
+            });
         }
         Ok(())
     }

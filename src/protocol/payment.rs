@@ -268,12 +268,13 @@ impl Payment {
                     "each transfer must have one output to the payee (followed) and at most one change output".into(),
                 ));
             }
-            if let Earmark::MerchantsOnly { .. } = info.earmark {
-                if payer == coin.note.holder && !receiver_kind.is_merchant() {
-                    return Err(VerifyError::Earmark(
-                        "red-envelope money may be paid only to merchants".into(),
-                    ));
-                }
+            if let Earmark::MerchantsOnly { .. } = info.earmark
+                && payer == coin.note.holder
+                && !receiver_kind.is_merchant()
+            {
+                return Err(VerifyError::Earmark(
+                    "red-envelope money may be paid only to merchants".into(),
+                ));
             }
             for l in &info.links {
                 ctx.check_not_revoked(&l.signer)?;

@@ -95,7 +95,13 @@ pub enum CodeError {
     WrongPrefix(String),
     /// The payload did not decode.
     #[error("payment code: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
+}
+
+impl From<DecodeError> for CodeError {
+    fn from(e: DecodeError) -> Self {
+        CodeError::Decode(e)
+    }
 }
 
 impl PaymentRequest {

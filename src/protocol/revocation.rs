@@ -122,12 +122,12 @@ impl Decode for RevocationList {
                 reason: RevocationReason::from_tag(r.u8("revocation reason")?)?,
                 revoked_at: r.u64("revoked at")?,
             };
-            if let Some(prev) = entries.last() {
-                if e.wallet <= prev.wallet {
-                    return Err(DecodeError::NonCanonical(
-                        "revocations not strictly ascending",
-                    ));
-                }
+            if let Some(prev) = entries.last()
+                && e.wallet <= prev.wallet
+            {
+                return Err(DecodeError::NonCanonical(
+                    "revocations not strictly ascending",
+                ));
             }
             entries.push(e);
         }
@@ -150,7 +150,7 @@ impl RevocationList {
         issued_at: u64,
         mut entries: Vec<Revocation>,
     ) -> RevocationList {
-        entries.sort_by(|a, b| a.wallet.cmp(&b.wallet));
+        entries.sort_by_key(|e| e.wallet);
         entries.dedup_by(|a, b| a.wallet == b.wallet);
         let mut l = RevocationList {
             root: root.public(),

@@ -121,13 +121,13 @@ impl<S: Store> Wallet<S> {
                 self.kind()
             )));
         }
-        if let Some(held) = self.certificate()? {
-            if cert.serial <= held.serial {
-                return Err(WalletError::Replay(format!(
-                    "certificate number {} is not newer than the one held ({})",
-                    cert.serial, held.serial
-                )));
-            }
+        if let Some(held) = self.certificate()?
+            && cert.serial <= held.serial
+        {
+            return Err(WalletError::Replay(format!(
+                "certificate number {} is not newer than the one held ({})",
+                cert.serial, held.serial
+            )));
         }
         // Offline counts run from the certificate's counter base, which must be where this
         // wallet's counter stands (the issuer learns it at registration and at every sync).
@@ -230,13 +230,13 @@ impl<S: Store> Wallet<S> {
     fn import_revocations(&self, list: RevocationList, now: u64) -> Result<Imported, WalletError> {
         let keyset = self.keyset()?;
         list.verify(&keyset)?;
-        if let Some(held) = self.revocations()? {
-            if list.list_version <= held.list_version {
-                return Err(WalletError::Replay(format!(
-                    "revocation list version {} is not newer than the one held ({})",
-                    list.list_version, held.list_version
-                )));
-            }
+        if let Some(held) = self.revocations()?
+            && list.list_version <= held.list_version
+        {
+            return Err(WalletError::Replay(format!(
+                "revocation list version {} is not newer than the one held ({})",
+                list.list_version, held.list_version
+            )));
         }
         let mut b = Batch::new();
         b.put(keys::REVOCATIONS, list.to_bytes());

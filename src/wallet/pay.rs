@@ -134,12 +134,10 @@ impl<S: Store> Wallet<S> {
                 format_rfc3339(cert.expires_at)
             )));
         }
-        if let Some(l) = &rl {
-            if l.is_revoked(&self.public()) {
-                return Err(WalletError::Refused(
-                    "this wallet is revoked by the issuer".into(),
-                ));
-            }
+        if rl.as_ref().is_some_and(|l| l.is_revoked(&self.public())) {
+            return Err(WalletError::Refused(
+                "this wallet is revoked by the issuer".into(),
+            ));
         }
         let lim = cert.limits;
         if amount > lim.per_payment_max {
@@ -267,6 +265,7 @@ impl<S: Store> Wallet<S> {
                 )
             },
         )?;
+        crate::failpoint::hit("pay-before-commit");
         self.store().commit(b)?;
         Ok(payment)
     }

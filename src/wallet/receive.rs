@@ -191,6 +191,7 @@ impl<S: Store> Wallet<S> {
                 )
             },
         )?;
+        crate::failpoint::hit("receive-before-commit");
         self.store().commit(b)?;
         Ok(Received {
             payment_id: pid,

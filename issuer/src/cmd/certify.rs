@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use issuer::ledger::DEFAULT_CERT_SECS;
 use tongbao::protocol::certificate::WalletClass;
 use tongbao::protocol::file::{TbFile, read_file, write_file};
@@ -30,15 +30,14 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     check_new_output(&a.out)?;
-    let reg =
-        match read_file(&a.registration).with_context(|| a.registration.display().to_string())? {
-            TbFile::Registration(r) => r,
-            other => bail!(
-                "{} is a {}, not a wallet registration",
-                a.registration.display(),
-                other.kind_name()
-            ),
-        };
+    let reg = match read_file(&a.registration)? {
+        TbFile::Registration(r) => r,
+        other => bail!(
+            "{} is a {}, not a wallet registration",
+            a.registration.display(),
+            other.kind_name()
+        ),
+    };
     let iss = ctx.open()?;
     let cert = iss.certify(
         &reg,

@@ -58,12 +58,12 @@ fn default_dir() -> anyhow::Result<PathBuf> {
 
 /// Reads a Tongbao file.
 pub fn read(path: &Path) -> anyhow::Result<TbFile> {
-    file::read_file(path).with_context(|| format!("{}", path.display()))
+    Ok(file::read_file(path)?)
 }
 
 /// Writes a Tongbao file atomically.
 pub fn write(path: &Path, f: &TbFile) -> anyhow::Result<()> {
-    file::write_file(path, f).with_context(|| format!("writing {}", path.display()))?;
+    file::write_file(path, f)?;
     Ok(())
 }
 

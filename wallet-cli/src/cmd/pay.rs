@@ -47,6 +47,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     // Committed (coins spent, payment in the outbox) before the file is written.
     let payment = w.pay(target, ctx.now, &mut rand::rng())?;
     let id = payment.id();
+    tongbao::failpoint::hit("pay-after-commit");
     write(&a.out, &TbFile::Payment(Box::new(payment.clone()))).with_context(|| {
         format!(
             "the payment is committed; write it again with `wallet outbox export {}`",

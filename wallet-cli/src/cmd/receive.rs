@@ -44,6 +44,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     // The coins are durably stored; only now is the receipt written.
+    tongbao::failpoint::hit("receive-after-commit");
     if let Some(out) = &a.receipt_out {
         write(out, &TbFile::Receipt(got.receipt.clone())).context("the payment is received")?;
     }
