@@ -113,7 +113,9 @@ impl PublicKey {
     /// Reads 32 bytes as a public key, refusing invalid points and small-order (weak) keys.
     pub fn from_bytes(bytes: &[u8; 32], what: &'static str) -> Result<PublicKey, DecodeError> {
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidKey(what))?;
-        if vk.is_weak() {
+        // Refuse small-order keys, and non-canonical encodings (y written as y + p), so that
+        // every key has exactly one encoding.
+        if vk.is_weak() || vk.to_edwards().compress().to_bytes() != *bytes {
             return Err(DecodeError::InvalidKey(what));
         }
         Ok(PublicKey(vk))
@@ -291,6 +293,22 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert!(PublicKey::from_bytes(&identity, "k").is_err());
+    }
+
+    #[test]
+    fn non_canonical_key_encoding_refused() {
+        // y = 3 written as 3 + p (p = 2^255 - 19) decompresses to the same point as y = 3.
+        let mut canonical = [0u8; 32];
+        canonical[0] = 3;
+        let mut alias = [0xffu8; 32];
+        alias[0] = 0xed + 3;
+        alias[31] = 0x7f;
+        let canonical_ok = PublicKey::from_bytes(&canonical, "k");
+        assert!(PublicKey::from_bytes(&alias, "k").is_err());
+        // Whatever the canonical form's fate (it may be off-curve or weak), the alias never passes.
+        if let Ok(k) = canonical_ok {
+            assert_eq!(k.as_bytes(), &canonical);
+        }
     }
 
     #[test]

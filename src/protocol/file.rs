@@ -25,6 +25,9 @@ pub const MAX_FILE: u64 = 64 * 1024 * 1024;
 /// Most notes in one issued bundle.
 pub const MAX_BUNDLE_NOTES: u32 = 100_000;
 
+/// The smallest encoded note (no earmark): 1 + 4 + 16 + 8 + 32 + 8 + 1 + 64 bytes.
+const NOTE_MIN_LEN: usize = 134;
+
 /// Issued notes, for one wallet to import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteBundle {
@@ -45,7 +48,7 @@ impl Encode for NoteBundle {
 impl Decode for NoteBundle {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.version("note bundle", VERSION)?;
-        let n = r.count32("notes", 1, MAX_BUNDLE_NOTES, 150)?;
+        let n = r.count32("notes", 1, MAX_BUNDLE_NOTES, NOTE_MIN_LEN)?;
         let mut notes = Vec::with_capacity(n);
         for _ in 0..n {
             notes.push(Note::decode_from(r)?);

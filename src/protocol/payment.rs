@@ -171,6 +171,7 @@ impl Payment {
                 at: crate::time::format_rfc3339(cert.expires_at),
             });
         }
+        ctx.check_not_future(cert.issued_at, "payer's certificate")?;
         ctx.check_not_revoked(&payer)?;
         if self.payee != *receiver {
             return Err(VerifyError::Mismatch(format!(

@@ -114,6 +114,12 @@ impl PaymentRequest {
         created_at: u64,
         expires_at: u64,
     ) -> PaymentRequest {
+        // The encoding holds at most MAX_MEMO bytes; cut at a character boundary so the struct
+        // and its signed bytes always agree (the wallet refuses longer memos before this).
+        let mut memo = memo;
+        while memo.len() > usize::from(MAX_MEMO) {
+            memo.pop();
+        }
         let mut q = PaymentRequest {
             payee: payee.public(),
             amount,

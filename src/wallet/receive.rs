@@ -50,13 +50,9 @@ impl<S: Store> Wallet<S> {
         let cert = self.require_certificate()?;
         // The newest revocation list: ours, or a newer one the payer passed on.
         let held = self.revocations()?;
-        let carried = match &payment.revocations {
-            Some(l) => {
-                l.verify(&keyset)?;
-                Some(l.clone())
-            }
-            None => None,
-        };
+        // The carried list is not covered by the payer's signature: one that does not verify
+        // against our issuer is ignored (a relay may have damaged it), never trusted.
+        let carried = payment.revocations.as_ref().filter(|l| l.verify(&keyset).is_ok()).cloned();
         let newer_carried = match (&held, carried) {
             (Some(h), Some(c)) if c.list_version > h.list_version => Some(c),
             (None, Some(c)) => Some(c),

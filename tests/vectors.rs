@@ -1,0 +1,853 @@
+//! Golden wire-format vectors. See docs/protocol.md#test-vectors.
+//!
+//! Every file under tests/vectors/ is one case, in the style of rage's testkit: header lines
+//! (`name:`, `kind:`, `expect: ok` or `expect: error <substring>`, `comment:`, and for valid cases
+//! `id:` and, for a payment request, `code:`), a blank line, then the bytes as hex. The error text a
+//! case expects starts with `decode:` (the bytes are refused by the strict decoder) or `verify:`
+//! (they decode, and re-encode to themselves, but a check fails).
+//!
+//! - Every case is rebuilt here from fixed seeds and must match its file byte for byte, so any
+//!   change to the wire format fails [`files_match_the_builder`].
+//! - Every file is decoded, re-encoded, verified and compared with its `expect:` line by its own
+//!   test in [`case`].
+//! - docs/protocol.md carries a generated copy of the keys and vectors; [`doc_matches_vectors`]
+//!   keeps it from drifting.
+//!
+//! After an intended wire change, regenerate the files and the doc section with
+//! `cargo test --test vectors -- --ignored regenerate_vectors`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use tongbao::codec::{Decode, Encode, signing_bytes};
+use tongbao::protocol::certificate::{Certificate, Registration, WalletClass, WalletKind};
+use tongbao::protocol::coin::{Coin, Hop};
+use tongbao::protocol::file::{NoteBundle, TbFile};
+use tongbao::protocol::keyset::{IssuerKeyEntry, IssuerKeySet, Policy};
+use tongbao::protocol::note::{Earmark, Note};
+use tongbao::protocol::payment::{Payment, Receipt};
+use tongbao::protocol::proof::DoubleSpendProof;
+use tongbao::protocol::request::PaymentRequest;
+use tongbao::protocol::revocation::{Revocation, RevocationList, RevocationReason};
+use tongbao::protocol::transfer::{Output, Transfer, coin_id};
+use tongbao::protocol::{Context, SignedBody, VerifyError, label};
+use tongbao::{Fen, Id, Nonce, PublicKey, SecretKey, Signature};
+
+#[path = "vectors/cases.rs"]
+mod cases;
+
+use cases::{SEEDS, World, build, pk};
+
+// ---------------------------------------------------------------------------------------------
+// Vectors: what they are, and how they are built.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Vector {
+    name: String,
+    kind: String,
+    /// `None` for `expect: ok`, else the expected error substring.
+    error: Option<String>,
+    comment: Vec<String>,
+    id: Option<String>,
+    code: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Vector {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        writeln!(s, "name: {}", self.name).unwrap();
+        writeln!(s, "kind: {}", self.kind).unwrap();
+        match &self.error {
+            None => writeln!(s, "expect: ok").unwrap(),
+            Some(e) => writeln!(s, "expect: error {e}").unwrap(),
+        }
+        for c in &self.comment {
+            writeln!(s, "comment: {c}").unwrap();
+        }
+        if let Some(id) = &self.id {
+            writeln!(s, "id: {id}").unwrap();
+        }
+        if let Some(code) = &self.code {
+            writeln!(s, "code: {code}").unwrap();
+        }
+        s.push('\n');
+        for line in hex_lines(&self.bytes) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    }
+
+    fn parse(text: &str) -> Vector {
+        let (header, body) = text
+            .split_once("\n\n")
+            .expect("a vector file has a header, a blank line, then hex");
+        let mut v = Vector {
+            name: String::new(),
+            kind: String::new(),
+            error: None,
+            comment: Vec::new(),
+            id: None,
+            code: None,
+            bytes: Vec::new(),
+        };
+        let mut expect = None;
+        for line in header.lines() {
+            let (k, val) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("header line without a colon: {line:?}"));
+            let val = val.trim().to_string();
+            match k {
+                "name" => v.name = val,
+                "kind" => v.kind = val,
+                "expect" => expect = Some(val),
+                "comment" => v.comment.push(val),
+                "id" => v.id = Some(val),
+                "code" => v.code = Some(val),
+                other => panic!("unknown header {other:?}"),
+            }
+        }
+        match expect.as_deref() {
+            Some("ok") => {}
+            Some(e) => {
+                let sub = e
+                    .strip_prefix("error ")
+                    .unwrap_or_else(|| panic!("expect must be `ok` or `error ...`: {e:?}"));
+                v.error = Some(sub.to_string());
+            }
+            None => panic!("no expect line"),
+        }
+        let hex: String = body.split_whitespace().collect();
+        v.bytes = hex::decode(hex).expect("vector body is hex");
+        v
+    }
+}
+
+fn hex_lines(bytes: &[u8]) -> Vec<String> {
+    bytes.chunks(32).map(hex::encode).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding and verifying a case.
+
+enum Msg {
+    KeySet(IssuerKeySet),
+    Note(Note),
+    Transfer(Transfer),
+    Coin(Coin),
+    Registration(Registration),
+    Certificate(Certificate),
+    Request(PaymentRequest),
+    Payment(Box<Payment>),
+    Receipt(Receipt),
+    Revocations(RevocationList),
+    Proof(DoubleSpendProof),
+    Bundle(NoteBundle),
+    File(Box<TbFile>),
+}
+
+fn decode(kind: &str, bytes: &[u8]) -> Result<Msg, String> {
+    fn d<T: Decode>(bytes: &[u8]) -> Result<T, String> {
+        T::decode(bytes).map_err(|e| format!("decode: {e}"))
+    }
+    Ok(match kind {
+        "keyset" => Msg::KeySet(d(bytes)?),
+        "note" => Msg::Note(d(bytes)?),
+        "transfer" => Msg::Transfer(d(bytes)?),
+        "coin" => Msg::Coin(d(bytes)?),
+        "registration" => Msg::Registration(d(bytes)?),
+        "certificate" => Msg::Certificate(d(bytes)?),
+        "request" => Msg::Request(d(bytes)?),
+        "payment" => Msg::Payment(Box::new(d(bytes)?)),
+        "receipt" => Msg::Receipt(d(bytes)?),
+        "revocation-list" => Msg::Revocations(d(bytes)?),
+        "proof" => Msg::Proof(d(bytes)?),
+        "note-bundle" => Msg::Bundle(d(bytes)?),
+        "file" => Msg::File(Box::new(
+            TbFile::from_file_bytes(bytes).map_err(|e| format!("decode: {e}"))?,
+        )),
+        other => panic!("unknown kind {other:?}"),
+    })
+}
+
+fn verr(e: impl Into<VerifyError>) -> String {
+    format!("verify: {}", e.into())
+}
+
+impl Msg {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::KeySet(x) => x.to_bytes(),
+            Msg::Note(x) => x.to_bytes(),
+            Msg::Transfer(x) => x.to_bytes(),
+            Msg::Coin(x) => x.to_bytes(),
+            Msg::Registration(x) => x.to_bytes(),
+            Msg::Certificate(x) => x.to_bytes(),
+            Msg::Request(x) => x.to_bytes(),
+            Msg::Payment(x) => x.to_bytes(),
+            Msg::Receipt(x) => x.to_bytes(),
+            Msg::Revocations(x) => x.to_bytes(),
+            Msg::Proof(x) => x.to_bytes(),
+            Msg::Bundle(x) => x.to_bytes(),
+            Msg::File(x) => x.to_file_bytes(),
+        }
+    }
+
+    /// Verifies the message as its receiver would, with the world's key set, revocation list and
+    /// clock ([`NOW`]); returns its id where it has one.
+    fn verify(&self, w: &World) -> Result<Option<Id>, String> {
+        let ctx = w.ctx();
+        match self {
+            Msg::KeySet(k) => {
+                k.verify().map_err(verr)?;
+                w.keyset.check_successor(k).map_err(verr)?;
+                Ok(Some(k.id()))
+            }
+            Msg::Note(n) => {
+                n.verify(&ctx).map_err(verr)?;
+                Ok(Some(n.id()))
+            }
+            Msg::Transfer(t) => {
+                // Every transfer vector is alice's.
+                w.alice
+                    .public()
+                    .verify(&t.signing_bytes(), &t.signature, "transfer")
+                    .map_err(verr)?;
+                Ok(Some(t.id()))
+            }
+            Msg::Coin(c) => {
+                let info = c.verify(&ctx).map_err(verr)?;
+                assert_eq!(info.id, c.id());
+                Ok(Some(info.id))
+            }
+            Msg::Registration(r) => {
+                r.verify().map_err(verr)?;
+                Ok(Some(r.id()))
+            }
+            Msg::Certificate(c) => {
+                c.verify(&ctx).map_err(verr)?;
+                Ok(Some(c.id()))
+            }
+            Msg::Request(q) => {
+                q.verify(&ctx).map_err(verr)?;
+                Ok(Some(q.id()))
+            }
+            Msg::Payment(p) => {
+                // As a receiving wallet does: the carried list must be the issuer's.
+                if let Some(l) = &p.revocations {
+                    l.verify(&w.keyset).map_err(verr)?;
+                }
+                let v = p
+                    .verify(&ctx, &w.shop.public(), WalletKind::Merchant)
+                    .map_err(verr)?;
+                assert_eq!(v.id, p.id());
+                Ok(Some(v.id))
+            }
+            Msg::Receipt(r) => {
+                r.verify().map_err(verr)?;
+                Ok(Some(r.id()))
+            }
+            Msg::Revocations(l) => {
+                l.verify(&w.keyset).map_err(verr)?;
+                Ok(Some(l.id()))
+            }
+            Msg::Proof(p) => {
+                p.verify().map_err(verr)?;
+                Ok(Some(p.id()))
+            }
+            Msg::Bundle(b) => {
+                for n in &b.notes {
+                    n.verify(&ctx).map_err(verr)?;
+                }
+                Ok(None)
+            }
+            Msg::File(f) => {
+                let inner = match f.as_ref() {
+                    TbFile::KeySet(x) => Msg::KeySet(x.clone()),
+                    TbFile::Registration(x) => Msg::Registration(x.clone()),
+                    TbFile::Certificate(x) => Msg::Certificate(x.clone()),
+                    TbFile::Notes(x) => Msg::Bundle(x.clone()),
+                    TbFile::Request(x) => Msg::Request(x.clone()),
+                    TbFile::Payment(x) => Msg::Payment(x.clone()),
+                    TbFile::Receipt(x) => Msg::Receipt(x.clone()),
+                    TbFile::Revocations(x) => Msg::Revocations(x.clone()),
+                    TbFile::Proof(x) => Msg::Proof(x.clone()),
+                };
+                inner.verify(w)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Decodes, re-encodes and verifies; the error text starts with `decode:` or `verify:`.
+fn run(kind: &str, bytes: &[u8], w: &World) -> Result<Option<Id>, String> {
+    let msg = decode(kind, bytes)?;
+    assert_eq!(
+        msg.encode(),
+        bytes,
+        "accepted bytes must re-encode to themselves (one canonical encoding)"
+    );
+    msg.verify(w)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files and paths.
+
+fn root_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn vectors_dir() -> PathBuf {
+    root_dir().join("tests").join("vectors")
+}
+
+fn doc_path() -> PathBuf {
+    root_dir().join("docs").join("protocol.md")
+}
+
+const DOC_BEGIN: &str =
+    "<!-- BEGIN GENERATED VECTORS: cargo test --test vectors -- --ignored regenerate_vectors -->";
+const DOC_END: &str = "<!-- END GENERATED VECTORS -->";
+
+fn doc_section(vectors: &[Vector]) -> String {
+    let mut s = String::new();
+    s.push_str(DOC_BEGIN);
+    s.push_str("\n\n#### Keys\n\n");
+    s.push_str("| seed | role | public key | address |\n|---|---|---|---|\n");
+    for (seed, role) in SEEDS {
+        let p = pk(*seed);
+        writeln!(
+            s,
+            "| `[{seed}; 32]` | {role} | `{}` | `{}` |",
+            hex::encode(p.as_bytes()),
+            p.address()
+        )
+        .unwrap();
+    }
+    s.push_str("\n#### Valid vectors\n");
+    for v in vectors.iter().filter(|v| v.error.is_none()) {
+        writeln!(
+            s,
+            "\n##### `{}`\n\nFile `tests/vectors/{}`, kind `{}`, {} bytes. {}\n",
+            v.name,
+            v.name,
+            v.kind,
+            v.bytes.len(),
+            v.comment.join(" ")
+        )
+        .unwrap();
+        if let Some(id) = &v.id {
+            writeln!(s, "- id: `{id}`").unwrap();
+        }
+        if let Some(code) = &v.code {
+            writeln!(s, "- code ({} characters): `{code}`", code.len()).unwrap();
+        }
+        s.push_str("\n```text\n");
+        for line in hex_lines(&v.bytes) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s.push_str("```\n");
+    }
+    s.push_str("\n#### Malformed vectors\n\n");
+    s.push_str("| file | kind | expected error | what |\n|---|---|---|---|\n");
+    for v in vectors.iter().filter(|v| v.error.is_some()) {
+        writeln!(
+            s,
+            "| `{}` | {} | `{}` | {} |",
+            v.name,
+            v.kind,
+            v.error.as_deref().unwrap_or(""),
+            v.comment.join(" ")
+        )
+        .unwrap();
+    }
+    s.push('\n');
+    s.push_str(DOC_END);
+    s
+}
+
+/// The doc with its generated section replaced by `section`.
+fn doc_with(doc: &str, section: &str) -> String {
+    let start = doc
+        .find(DOC_BEGIN)
+        .expect("docs/protocol.md has the generated-vectors begin marker");
+    let end = doc
+        .find(DOC_END)
+        .expect("docs/protocol.md has the generated-vectors end marker")
+        + DOC_END.len();
+    format!("{}{}{}", &doc[..start], section, &doc[end..])
+}
+
+fn vector_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(vectors_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".rs"))
+        .collect();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+/// Writes every vector file and the doc's generated section. Run after an intended wire change:
+/// `cargo test --test vectors -- --ignored regenerate_vectors`.
+#[test]
+#[ignore = "writes tests/vectors/ and docs/protocol.md"]
+fn regenerate_vectors() {
+    let vectors = build();
+    let dir = vectors_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in vector_files() {
+        if !vectors.iter().any(|v| v.name == name) {
+            std::fs::remove_file(dir.join(&name)).unwrap();
+        }
+    }
+    for v in &vectors {
+        std::fs::write(dir.join(&v.name), v.render()).unwrap();
+    }
+    let doc = std::fs::read_to_string(doc_path()).unwrap();
+    std::fs::write(doc_path(), doc_with(&doc, &doc_section(&vectors))).unwrap();
+}
+
+/// (a) Every case, rebuilt from the seeds, matches its file byte for byte, and there are no
+/// other files.
+#[test]
+fn files_match_the_builder() {
+    let vectors = build();
+    let mut expected: Vec<String> = vectors.iter().map(|v| v.name.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        vector_files(),
+        expected,
+        "tests/vectors/ is stale: regenerate"
+    );
+    for v in &vectors {
+        let stored = std::fs::read_to_string(vectors_dir().join(&v.name)).unwrap();
+        assert_eq!(
+            Vector::parse(&stored),
+            *v,
+            "tests/vectors/{} differs from what the seeds give: the wire format changed",
+            v.name
+        );
+        assert_eq!(
+            stored,
+            v.render(),
+            "tests/vectors/{} is not in canonical form",
+            v.name
+        );
+    }
+}
+
+/// Every file has its own test below, and every listed test has its file.
+#[test]
+fn every_file_has_a_test() {
+    let mut listed: Vec<String> = case::LISTED.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, vector_files());
+}
+
+/// docs/protocol.md carries exactly the generated section, so the doc cannot drift.
+#[test]
+fn doc_matches_vectors() {
+    let vectors = build();
+    let doc = std::fs::read_to_string(doc_path()).unwrap();
+    assert_eq!(
+        doc,
+        doc_with(&doc, &doc_section(&vectors)),
+        "docs/protocol.md's generated vectors are stale: regenerate"
+    );
+    let flat: String = doc.split_whitespace().collect();
+    for v in vectors.iter().filter(|v| v.error.is_none()) {
+        assert!(flat.contains(&hex::encode(&v.bytes)), "{} missing", v.name);
+    }
+    // The label table lists every label the code uses.
+    for l in [
+        label::KEYSET,
+        label::NOTE,
+        label::TRANSFER,
+        label::COIN_ID,
+        label::REGISTRATION,
+        label::CERTIFICATE,
+        label::REQUEST,
+        label::PAYMENT,
+        label::RECEIPT,
+        label::REVOCATION,
+        label::FILE,
+    ] {
+        let l = std::str::from_utf8(l).unwrap();
+        assert!(doc.contains(&format!("`{l}`")), "label {l} not in the doc");
+    }
+}
+
+/// (b, c, d) One file: decode, re-encode to the same bytes, verify, compare with `expect`.
+fn check_file(name: &str) {
+    let text = std::fs::read_to_string(vectors_dir().join(name)).unwrap();
+    let v = Vector::parse(&text);
+    assert_eq!(v.name, name, "the name line matches the file name");
+    let w = World::new();
+    let got = run(&v.kind, &v.bytes, &w);
+    match (&v.error, got) {
+        (None, Ok(id)) => {
+            assert_eq!(id.map(|i| i.to_hex()), v.id, "{name}: id");
+            if let Some(code) = &v.code {
+                let q = PaymentRequest::from_code(code).unwrap();
+                assert_eq!(q.to_bytes(), v.bytes, "{name}: code decodes to the bytes");
+                assert_eq!(q.to_code(), *code, "{name}: code");
+                let upper = PaymentRequest::from_code(&code.to_uppercase()).unwrap();
+                assert_eq!(upper, q, "{name}: upper-case code");
+            }
+        }
+        (None, Err(e)) => panic!("{name}: expected ok, got error: {e}"),
+        (Some(want), Ok(_)) => panic!("{name}: expected error {want:?}, but it verified"),
+        (Some(want), Err(e)) => assert!(
+            e.contains(want.as_str()),
+            "{name}: expected error containing {want:?}, got {e:?}"
+        ),
+    }
+}
+
+macro_rules! cases {
+    ($($test:ident => $file:literal,)*) => {
+        /// One test per vector file.
+        mod case {
+            /// The files the tests below read.
+            pub const LISTED: &[&str] = &[$($file),*];
+            $(
+                #[test]
+                fn $test() {
+                    super::check_file($file);
+                }
+            )*
+        }
+    };
+}
+
+cases! {
+    certificate => "certificate",
+    certificate_bad_class => "certificate-bad-class",
+    certificate_bad_kind => "certificate-bad-kind",
+    certificate_bad_option_tag => "certificate-bad-option-tag",
+    certificate_bad_signature => "certificate-bad-signature",
+    certificate_expires_before_issued => "certificate-expires-before-issued",
+    certificate_trailing_byte => "certificate-trailing-byte",
+    certificate_truncated => "certificate-truncated",
+    certificate_unknown_version => "certificate-unknown-version",
+    coin => "coin",
+    coin_bad_output_index => "coin-bad-output-index",
+    coin_bad_signature => "coin-bad-signature",
+    coin_broken_chain => "coin-broken-chain",
+    coin_time_backwards => "coin-time-backwards",
+    coin_trailing_byte => "coin-trailing-byte",
+    coin_truncated => "coin-truncated",
+    coin_unknown_version => "coin-unknown-version",
+    coin_unspent => "coin-unspent",
+    coin_value_not_conserved => "coin-value-not-conserved",
+    file_bad_body => "file-bad-body",
+    file_bad_checksum => "file-bad-checksum",
+    file_bad_magic => "file-bad-magic",
+    file_header_only => "file-header-only",
+    file_notes => "file-notes",
+    file_request => "file-request",
+    file_trailing_byte => "file-trailing-byte",
+    file_truncated => "file-truncated",
+    file_unknown_kind => "file-unknown-kind",
+    file_unknown_version => "file-unknown-version",
+    keyset => "keyset",
+    keyset_bad_signature => "keyset-bad-signature",
+    keyset_bad_validity_window => "keyset-bad-validity-window",
+    keyset_duplicate_key_id => "keyset-duplicate-key-id",
+    keyset_key_ids_descending => "keyset-key-ids-descending",
+    keyset_max_hops_zero => "keyset-max-hops-zero",
+    keyset_no_keys => "keyset-no-keys",
+    keyset_trailing_byte => "keyset-trailing-byte",
+    keyset_truncated => "keyset-truncated",
+    keyset_unknown_version => "keyset-unknown-version",
+    keyset_weak_root => "keyset-weak-root",
+    note => "note",
+    note_bad_earmark_tag => "note-bad-earmark-tag",
+    note_bad_signature => "note-bad-signature",
+    note_earmarked => "note-earmarked",
+    note_trailing_byte => "note-trailing-byte",
+    note_truncated => "note-truncated",
+    note_unknown_key_id => "note-unknown-key-id",
+    note_unknown_version => "note-unknown-version",
+    note_weak_holder => "note-weak-holder",
+    note_zero_value => "note-zero-value",
+    payment => "payment",
+    payment_amount_mismatch => "payment-amount-mismatch",
+    payment_bad_revocation_tag => "payment-bad-revocation-tag",
+    payment_bad_signature => "payment-bad-signature",
+    payment_no_coins => "payment-no-coins",
+    payment_tampered_revocations => "payment-tampered-revocations",
+    payment_trailing_byte => "payment-trailing-byte",
+    payment_truncated => "payment-truncated",
+    payment_unbound_transfer => "payment-unbound-transfer",
+    payment_unknown_version => "payment-unknown-version",
+    payment_without_revocations => "payment-without-revocations",
+    payment_zero_amount => "payment-zero-amount",
+    proof => "proof",
+    proof_bad_signature => "proof-bad-signature",
+    proof_different_coins => "proof-different-coins",
+    proof_out_of_order => "proof-out-of-order",
+    proof_same_transfer => "proof-same-transfer",
+    proof_trailing_byte => "proof-trailing-byte",
+    proof_truncated => "proof-truncated",
+    proof_unknown_version => "proof-unknown-version",
+    proof_wrong_signer => "proof-wrong-signer",
+    receipt => "receipt",
+    receipt_bad_signature => "receipt-bad-signature",
+    receipt_trailing_byte => "receipt-trailing-byte",
+    receipt_truncated => "receipt-truncated",
+    receipt_unknown_version => "receipt-unknown-version",
+    receipt_weak_payer => "receipt-weak-payer",
+    registration => "registration",
+    registration_bad_kind => "registration-bad-kind",
+    registration_bad_option_tag => "registration-bad-option-tag",
+    registration_bad_signature => "registration-bad-signature",
+    registration_personal_with_merchant => "registration-personal-with-merchant",
+    registration_till => "registration-till",
+    registration_till_without_merchant => "registration-till-without-merchant",
+    request => "request",
+    request_bad_signature => "request-bad-signature",
+    request_expires_before_created => "request-expires-before-created",
+    request_memo_not_utf8 => "request-memo-not-utf8",
+    request_memo_too_long => "request-memo-too-long",
+    request_trailing_byte => "request-trailing-byte",
+    request_truncated => "request-truncated",
+    request_unknown_version => "request-unknown-version",
+    revocation_list => "revocation-list",
+    revocation_list_bad_reason => "revocation-list-bad-reason",
+    revocation_list_bad_signature => "revocation-list-bad-signature",
+    revocation_list_count_past_end => "revocation-list-count-past-end",
+    revocation_list_count_too_large => "revocation-list-count-too-large",
+    revocation_list_duplicate => "revocation-list-duplicate",
+    revocation_list_other_issuer => "revocation-list-other-issuer",
+    revocation_list_trailing_byte => "revocation-list-trailing-byte",
+    revocation_list_truncated => "revocation-list-truncated",
+    revocation_list_unknown_version => "revocation-list-unknown-version",
+    revocation_list_unsorted => "revocation-list-unsorted",
+    transfer => "transfer",
+    transfer_bad_signature => "transfer-bad-signature",
+    transfer_no_outputs => "transfer-no-outputs",
+    transfer_too_many_outputs => "transfer-too-many-outputs",
+    transfer_trailing_byte => "transfer-trailing-byte",
+    transfer_truncated => "transfer-truncated",
+    transfer_unknown_version => "transfer-unknown-version",
+    transfer_weak_holder => "transfer-weak-holder",
+    transfer_zero_output => "transfer-zero-output",
+}
+
+/// The spec's derivations, recomputed here from the doc's description with blake3 and
+/// ed25519-dalek directly rather than through the library: signing bytes are
+/// `u8 label length | label | encoding without the signature`, ids are blake3 of them, coin ids
+/// hash `transfer id | output index` under `tongbao/v1/coin-id`, the file checksum is the first
+/// 8 bytes of blake3 over the labelled file bytes.
+#[test]
+fn derivations_follow_the_spec() {
+    let w = World::new();
+    let labelled = |label: &str, body: &[u8]| {
+        let mut m = vec![u8::try_from(label.len()).unwrap()];
+        m.extend_from_slice(label.as_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let check = |label: &str, signed: &[u8], sig: &[u8], signer: &PublicKey, id: Id| {
+        let m = labelled(label, signed);
+        assert_eq!(*blake3::hash(&m).as_bytes(), id.0, "{label}: id");
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(signer.as_bytes()).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(sig).unwrap();
+        vk.verify_strict(&m, &sig).unwrap();
+    };
+    let split = |b: Vec<u8>| {
+        let n = b.len() - 64;
+        (b[..n].to_vec(), b[n..].to_vec())
+    };
+    let cases: Vec<(&str, Vec<u8>, PublicKey, Id)> = vec![
+        (
+            "tongbao/v1/keyset",
+            w.keyset.to_bytes(),
+            w.root.public(),
+            w.keyset.id(),
+        ),
+        (
+            "tongbao/v1/note",
+            w.note.to_bytes(),
+            w.note_key.public(),
+            w.note.id(),
+        ),
+        (
+            "tongbao/v1/transfer",
+            w.t1.to_bytes(),
+            w.alice.public(),
+            w.t1.id(),
+        ),
+        (
+            "tongbao/v1/registration",
+            w.registration.to_bytes(),
+            w.alice.public(),
+            w.registration.id(),
+        ),
+        (
+            "tongbao/v1/certificate",
+            w.certificate.to_bytes(),
+            w.note_key.public(),
+            w.certificate.id(),
+        ),
+        (
+            "tongbao/v1/request",
+            w.request.to_bytes(),
+            w.shop.public(),
+            w.request.id(),
+        ),
+        (
+            "tongbao/v1/payment",
+            w.payment_without_revocations().to_bytes()[..]
+                .split_last()
+                .unwrap()
+                .1
+                .to_vec(),
+            w.alice.public(),
+            w.payment.id(),
+        ),
+        (
+            "tongbao/v1/receipt",
+            w.receipt.to_bytes(),
+            w.shop.public(),
+            w.receipt.id(),
+        ),
+        (
+            "tongbao/v1/revocation",
+            w.revocations.to_bytes(),
+            w.root.public(),
+            w.revocations.id(),
+        ),
+    ];
+    for (label, bytes, signer, id) in cases {
+        let (signed, sig) = split(bytes);
+        check(label, &signed, &sig, &signer, id);
+    }
+    // The payment without its list ends in the option tag 0; the full payment is that prefix,
+    // tag 1 and the list.
+    let bare = w.payment_without_revocations().to_bytes();
+    assert_eq!(bare.last(), Some(&0));
+    assert_eq!(
+        w.payment.to_bytes(),
+        [
+            &bare[..bare.len() - 1],
+            &[1u8][..],
+            &w.revocations.to_bytes()
+        ]
+        .concat()
+    );
+    // Coin ids.
+    for (t, index) in [(&w.t1, 1u8), (&w.t2, 0)] {
+        let mut body = t.id().0.to_vec();
+        body.push(index);
+        let want = blake3::hash(&labelled("tongbao/v1/coin-id", &body));
+        assert_eq!(coin_id(&t.id(), index).0, *want.as_bytes());
+    }
+    assert_eq!(w.coin.id(), w.t2.output_coin_id(0));
+    assert_eq!(w.t2.input, w.t1.output_coin_id(1));
+    assert_eq!(w.t1.input, w.note.id());
+    // The proof id: blake3 of its whole encoding, no label.
+    assert_eq!(
+        w.proof.id().0,
+        *blake3::hash(&w.proof.to_bytes()).as_bytes()
+    );
+    // The file container.
+    let f = w.request_file().to_file_bytes();
+    let body = w.request.to_bytes();
+    assert_eq!(&f[..7], b"TONGBAO");
+    assert_eq!(f[7], 1);
+    assert_eq!(f[8], 5);
+    assert_eq!(f[9..13], u32::try_from(body.len()).unwrap().to_be_bytes());
+    assert_eq!(f[13..f.len() - 8], body[..]);
+    let sum = blake3::hash(&labelled("tongbao/v1/file", &f[..f.len() - 8]));
+    assert_eq!(f[f.len() - 8..], sum.as_bytes()[..8]);
+    // Addresses: bech32m of the 32 key bytes under `tbw`.
+    let alice = w.alice.public();
+    let addr =
+        bech32::encode::<bech32::Bech32m>(bech32::Hrp::parse("tbw").unwrap(), alice.as_bytes())
+            .unwrap();
+    assert_eq!(alice.address(), addr);
+    assert_eq!(PublicKey::from_address(&addr).unwrap(), alice);
+    // The request code: bech32m of the request bytes under `tbreq`.
+    let code =
+        bech32::encode::<bech32::Bech32m>(bech32::Hrp::parse("tbreq").unwrap(), &body).unwrap();
+    assert_eq!(w.request.to_code(), code);
+}
+
+/// Every truncation of `bytes` fails to decode; every single-bit flip either fails to decode or
+/// fails verification, and whatever decodes re-encodes to exactly its input. `allow` names flips
+/// (byte, bit) that may verify: they must give a different valid message, never the same one.
+fn exhaustive(kind: &str, bytes: &[u8], allow: &[(usize, u8)]) {
+    let w = World::new();
+    run(kind, bytes, &w).unwrap();
+    for len in 0..bytes.len() {
+        match decode(kind, &bytes[..len]) {
+            Err(e) => assert!(e.starts_with("decode: "), "{e}"),
+            Ok(_) => panic!("{kind}: truncation to {len} bytes decoded"),
+        }
+    }
+    let mut flipped = bytes.to_vec();
+    for i in 0..bytes.len() {
+        for bit in 0..8u8 {
+            flipped[i] ^= 1 << bit;
+            let r = run(kind, &flipped, &w);
+            if r.is_ok() {
+                assert!(
+                    allow.contains(&(i, bit)),
+                    "{kind}: flipping bit {bit} of byte {i} still verifies"
+                );
+            }
+            flipped[i] ^= 1 << bit;
+        }
+    }
+}
+
+#[test]
+fn exhaustive_transfer() {
+    exhaustive("transfer", &World::new().t1.to_bytes(), &[]);
+}
+
+#[test]
+fn exhaustive_request() {
+    let w = World::new();
+    exhaustive("request", &w.request.to_bytes(), &[]);
+    exhaustive("file", &w.request_file().to_file_bytes(), &[]);
+}
+
+#[test]
+fn exhaustive_payment() {
+    exhaustive("payment", &World::new().payment.to_bytes(), &[]);
+}
+
+#[test]
+fn exhaustive_other_messages() {
+    let w = World::new();
+    exhaustive("keyset", &w.keyset.to_bytes(), &[]);
+    exhaustive("note", &w.note.to_bytes(), &[]);
+    exhaustive("note", &w.red_note.to_bytes(), &[]);
+    exhaustive("registration", &w.registration.to_bytes(), &[]);
+    exhaustive("registration", &w.till_registration.to_bytes(), &[]);
+    exhaustive("certificate", &w.certificate.to_bytes(), &[]);
+    exhaustive("receipt", &w.receipt.to_bytes(), &[]);
+    exhaustive("revocation-list", &w.revocations.to_bytes(), &[]);
+    exhaustive("proof", &w.proof.to_bytes(), &[]);
+    // A coin's final output index is signed by nobody: it only says which output the bytes stand
+    // for. Flipping its low bit gives alice's 45.00 change coin, another valid coin.
+    let coin = w.coin.to_bytes();
+    let last = coin.len() - 1;
+    exhaustive("coin", &coin, &[(last, 0)]);
+    let mut change = coin.clone();
+    change[last] ^= 1;
+    let info = Coin::decode(&change).unwrap().verify(&w.ctx()).unwrap();
+    assert_eq!((info.holder, info.value), (w.alice.public(), Fen(4_500)));
+}

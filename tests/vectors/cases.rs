@@ -1,0 +1,629 @@
+//! The vectors' fixed keys, times and objects, and every case built from them. Part of the
+//! `vectors` integration test (tests/vectors.rs); see docs/protocol.md#test-vectors.
+
+use super::*;
+
+/// 2026-11-21T09:30:00Z: the moment of the payment.
+pub const T: u64 = 1_795_253_400;
+/// The verifier's clock for every case.
+pub const NOW: u64 = T + 10;
+const DAY: u64 = 86_400;
+
+/// The seeds: `SecretKey::from_seed(&[seed; 32])`.
+pub const SEEDS: &[(u8, &str)] = &[
+    (1, "issuer root (signs key sets and revocation lists)"),
+    (
+        2,
+        "issuer note key, key id 1 (signs notes and certificates)",
+    ),
+    (7, "issuer note key, key id 2 (valid from T+180 days)"),
+    (3, "alice: personal wallet, class II, the payer"),
+    (4, "shop: merchant wallet, the payee"),
+    (5, "bob: personal wallet, paid earlier by alice"),
+    (6, "mallory: revoked for double spending"),
+    (8, "carol: revoked, phone lost"),
+    (9, "another issuer's root (malformed cases only)"),
+    (10, "till: a till wallet of the shop"),
+];
+
+pub fn sk(seed: u8) -> SecretKey {
+    SecretKey::from_seed(&[seed; 32])
+}
+
+pub fn pk(seed: u8) -> PublicKey {
+    sk(seed).public()
+}
+
+/// The small-order identity point, a weak key every decoder refuses.
+const IDENTITY: [u8; 32] = {
+    let mut k = [0u8; 32];
+    k[0] = 1;
+    k
+};
+
+const REQ_BOB: Nonce = Nonce(*b"request-bob-0001");
+const REQ_SHOP: Nonce = Nonce(*b"request-shop-042");
+const REQ_DOUBLE: Nonce = Nonce(*b"request-shop-041");
+const MEMO: &str = "牛肉面 x2, 订单 42";
+
+/// Everything the vectors are made of.
+pub struct World {
+    pub root: SecretKey,
+    pub note_key: SecretKey,
+    pub alice: SecretKey,
+    pub shop: SecretKey,
+    pub keyset: IssuerKeySet,
+    pub note: Note,
+    pub red_note: Note,
+    /// Alice spends the note: 25.00 to bob, 75.00 change.
+    pub t1: Transfer,
+    /// Alice spends the note a second time (a double spend).
+    pub t1x: Transfer,
+    /// Alice spends her change: 30.00 to the shop, 45.00 change.
+    pub t2: Transfer,
+    /// note → t1 (output 1, alice's change) → t2 (output 0, the shop's 30.00).
+    pub coin: Coin,
+    pub registration: Registration,
+    pub till_registration: Registration,
+    pub certificate: Certificate,
+    pub request: PaymentRequest,
+    pub revocations: RevocationList,
+    pub payment: Payment,
+    pub receipt: Receipt,
+    pub proof: DoubleSpendProof,
+}
+
+fn out(holder: PublicKey, fen: u64) -> Output {
+    Output {
+        holder,
+        value: Fen(fen),
+    }
+}
+
+fn entry(key_id: u32, key: PublicKey, from: u64, issue: u64, redeem: u64) -> IssuerKeyEntry {
+    IssuerKeyEntry {
+        key_id,
+        key,
+        not_before: from,
+        issue_until: issue,
+        redeem_until: redeem,
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let (root, note_key, alice, shop) = (sk(1), sk(2), sk(3), sk(4));
+        let (a, s) = (alice.public(), shop.public());
+        let keyset = IssuerKeySet::sign(
+            &root,
+            2,
+            T - 30 * DAY,
+            Policy::default(),
+            vec![
+                entry(
+                    1,
+                    note_key.public(),
+                    T - 30 * DAY,
+                    T + 180 * DAY,
+                    T + 365 * DAY,
+                ),
+                entry(2, pk(7), T + 180 * DAY, T + 545 * DAY, T + 730 * DAY),
+            ],
+        );
+        let serial = Nonce(*b"tongbao-note-001");
+        let note = Note::sign(
+            &note_key,
+            1,
+            serial,
+            Fen(10_000),
+            a,
+            T - 3_000,
+            Earmark::None,
+        );
+        let red = Earmark::MerchantsOnly {
+            expires_at: T + 7 * DAY,
+        };
+        let serial = Nonce(*b"tongbao-note-002");
+        let red_note = Note::sign(&note_key, 1, serial, Fen(2_000), a, T - 3_000, red);
+        let t1_outs = vec![out(pk(5), 2_500), out(a, 7_500)];
+        let t1 = Transfer::sign(&alice, note.id(), t1_outs, 1, T - 1_200, REQ_BOB);
+        let t1x_outs = vec![out(s, 10_000)];
+        let t1x = Transfer::sign(&alice, note.id(), t1x_outs, 1, T - 600, REQ_DOUBLE);
+        let t2_outs = vec![out(s, 3_000), out(a, 4_500)];
+        let t2 = Transfer::sign(&alice, t1.output_coin_id(1), t2_outs, 2, T, REQ_SHOP);
+        let coin = Coin::from_note(note.clone())
+            .extended(t1.clone(), 1)
+            .extended(t2.clone(), 0);
+        let registration = Registration::sign(&alice, WalletKind::Personal, None, T - 2 * DAY);
+        let till_registration = Registration::sign(&sk(10), WalletKind::Till, Some(s), T - DAY);
+        let certificate = Certificate {
+            key_id: 1,
+            wallet: a,
+            kind: WalletKind::Personal,
+            class: WalletClass::II,
+            merchant: None,
+            limits: WalletClass::II.default_limits(),
+            serial: 1,
+            counter_base: 0,
+            issued_at: T - DAY,
+            expires_at: T + 90 * DAY,
+            signature: Signature([0; 64]),
+        }
+        .signed(&note_key);
+        let request =
+            PaymentRequest::sign(&shop, Fen(3_000), REQ_SHOP, MEMO.into(), T - 60, T + 540);
+        let revoked = |seed, reason, revoked_at| Revocation {
+            wallet: pk(seed),
+            reason,
+            revoked_at,
+        };
+        let revocations = RevocationList::sign(
+            &root,
+            3,
+            T - 7_200,
+            vec![
+                revoked(6, RevocationReason::DoubleSpend, T - 7_200),
+                revoked(8, RevocationReason::Lost, T - 2 * DAY),
+            ],
+        );
+        let payment = Payment {
+            certificate: certificate.clone(),
+            payee: s,
+            request_id: REQ_SHOP,
+            amount: Fen(3_000),
+            counter: 2,
+            offline_spent: Fen(5_500),
+            time: T,
+            coins: vec![coin.clone()],
+            signature: Signature([0; 64]),
+            revocations: Some(revocations.clone()),
+        }
+        .signed(&alice);
+        let receipt = Receipt::sign(&shop, &payment, payment.id(), T + 5);
+        let proof = DoubleSpendProof::new(a, t1.clone(), t1x.clone());
+        World {
+            root,
+            note_key,
+            alice,
+            shop,
+            keyset,
+            note,
+            red_note,
+            t1,
+            t1x,
+            t2,
+            coin,
+            registration,
+            till_registration,
+            certificate,
+            request,
+            revocations,
+            payment,
+            receipt,
+            proof,
+        }
+    }
+
+    /// The verifier's context: the key set, [`NOW`], the revocation list.
+    pub fn ctx(&self) -> Context<'_> {
+        Context {
+            keys: &self.keyset,
+            now: NOW,
+            revoked: Some(&self.revocations),
+        }
+    }
+
+    pub fn payment_without_revocations(&self) -> Payment {
+        Payment {
+            revocations: None,
+            ..self.payment.clone()
+        }
+    }
+
+    pub fn request_file(&self) -> TbFile {
+        TbFile::Request(self.request.clone())
+    }
+
+    pub fn notes_file(&self) -> TbFile {
+        TbFile::Notes(NoteBundle {
+            notes: vec![self.note.clone(), self.red_note.clone()],
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building cases.
+
+struct Builder {
+    out: Vec<Vector>,
+    kind: &'static str,
+}
+
+impl Builder {
+    fn ok(&mut self, name: &str, comment: &[&str], bytes: Vec<u8>) {
+        self.out.push(Vector {
+            name: name.into(),
+            kind: self.kind.into(),
+            error: None,
+            comment: comment.iter().map(|c| c.to_string()).collect(),
+            id: None,
+            code: None,
+            bytes,
+        });
+    }
+
+    fn err(&mut self, name: &str, error: &str, comment: &str, bytes: Vec<u8>) {
+        self.out.push(Vector {
+            name: name.into(),
+            kind: self.kind.into(),
+            error: Some(error.into()),
+            comment: vec![comment.into()],
+            id: None,
+            code: None,
+            bytes,
+        });
+    }
+
+    /// The three cases every message has: truncated, a trailing byte, version 2.
+    fn framing(&mut self, prefix: &str, what: &str, last_field: &str, bytes: &[u8]) {
+        let truncated = bytes[..bytes.len() - 1].to_vec();
+        let mut trailing = bytes.to_vec();
+        trailing.push(0);
+        self.err(
+            &format!("{prefix}-truncated"),
+            &format!("decode: truncated: input ends inside {last_field}"),
+            "The last byte is missing.",
+            truncated,
+        );
+        self.err(
+            &format!("{prefix}-trailing-byte"),
+            "decode: 1 trailing byte(s) after the message",
+            "One byte too many at the end.",
+            trailing,
+        );
+        self.err(
+            &format!("{prefix}-unknown-version"),
+            &format!("decode: unknown {what} version 2"),
+            "Version byte 2.",
+            set(bytes, 0, &[2]),
+        );
+    }
+}
+
+/// `bytes` with `new` written at `at`.
+fn set(bytes: &[u8], at: usize, new: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v[at..at + new.len()].copy_from_slice(new);
+    v
+}
+
+/// `bytes` with `remove` bytes at `at` replaced by `insert`.
+fn splice(bytes: &[u8], at: usize, remove: usize, insert: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v.splice(at..at + remove, insert.iter().copied());
+    v
+}
+
+/// `bytes` with the lowest bit of byte `at` flipped.
+fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v[at] ^= 1;
+    v
+}
+
+/// A file with its checksum recomputed after an edit, so that only the edited rule fails.
+fn reseal(mut file: Vec<u8>) -> Vec<u8> {
+    let n = file.len() - 8;
+    let sum = blake3::hash(&signing_bytes(b"tongbao/v1/file", &file[..n]));
+    file[n..].copy_from_slice(&sum.as_bytes()[..8]);
+    file
+}
+
+fn be32(v: u32) -> [u8; 4] {
+    v.to_be_bytes()
+}
+
+fn be64(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+/// Every vector, valid and malformed, with the id of every valid one filled in.
+pub fn build() -> Vec<Vector> {
+    let w = World::new();
+    let mut b = Builder {
+        out: Vec::new(),
+        kind: "",
+    };
+    keyset_and_notes(&w, &mut b);
+    transfers_and_coins(&w, &mut b);
+    registrations_and_certificates(&w, &mut b);
+    requests_payments_receipts(&w, &mut b);
+    revocations_proofs_files(&w, &mut b);
+    let mut out = b.out;
+    for v in out
+        .iter_mut()
+        .filter(|v| v.error.is_none() && v.kind != "file")
+    {
+        let msg = decode(&v.kind, &v.bytes).unwrap();
+        v.id = msg.verify(&w).unwrap().map(|id| id.to_hex());
+        if v.kind == "request" {
+            v.code = Some(PaymentRequest::decode(&v.bytes).unwrap().to_code());
+        }
+    }
+    out
+}
+
+// Offsets below are those of the layout tables in docs/protocol.md.
+
+#[rustfmt::skip]
+fn keyset_and_notes(w: &World, b: &mut Builder) {
+    b.kind = "keyset";
+    let ks = w.keyset.to_bytes();
+    b.ok("keyset", &[
+        "Issuer key set version 2, signed by the root (seed 1), default policy (16 hops, 300 s).",
+        "Key 1 (seed 2) signs from T-30d to T+180d, redeemable to T+365d; key 2 (seed 7) takes over at T+180d.",
+    ], ks.clone());
+    b.framing("keyset", "key set", "key set signature", &ks);
+    b.err("keyset-max-hops-zero", "decode: invalid policy max hops 0",
+        "A policy allowing no transfers at all.", set(&ks, 49, &[0]));
+    b.err("keyset-no-keys", "decode: keys count 0 is outside 1..=64",
+        "Key count 0.", set(&ks, 54, &[0]));
+    b.err("keyset-key-ids-descending", "decode: non-canonical encoding: key ids not strictly ascending",
+        "The two 60-byte key entries swapped (ids 2 then 1).",
+        [&ks[..55], &ks[115..175], &ks[55..115], &ks[175..]].concat());
+    b.err("keyset-duplicate-key-id", "decode: non-canonical encoding: key ids not strictly ascending",
+        "The second entry's key id changed to 1.", set(&ks, 115, &be32(1)));
+    b.err("keyset-bad-validity-window", "decode: invalid key validity window",
+        "Key 1 issues until after it stops being redeemable.", set(&ks, 55 + 44, &be64(u64::MAX)));
+    b.err("keyset-weak-root", "decode: root key is not a valid ed25519 public key",
+        "The root key is the small-order identity point.", set(&ks, 1, &IDENTITY));
+    b.err("keyset-bad-signature", "verify: bad signature on issuer key set",
+        "One bit of the root signature flipped.", flip(&ks, ks.len() - 64));
+
+    b.kind = "note";
+    let note = w.note.to_bytes();
+    b.ok("note", &[
+        "A note of 100.00 (10000 fen) to alice, serial \"tongbao-note-001\", issued at T-3000 s by key 1, no earmark.",
+    ], note.clone());
+    b.ok("note-earmarked", &[
+        "A red-envelope note of 20.00 to alice, serial \"tongbao-note-002\": merchants only, expires T+7d.",
+    ], w.red_note.to_bytes());
+    b.framing("note", "note", "note signature", &note);
+    b.err("note-zero-value", "decode: invalid zero note value",
+        "Value 0.", set(&note, 21, &be64(0)));
+    b.err("note-bad-earmark-tag", "decode: invalid note earmark tag 2",
+        "Earmark tag 2.", set(&note, 69, &[2]));
+    b.err("note-weak-holder", "decode: note holder is not a valid ed25519 public key",
+        "The holder is the identity point.", set(&note, 29, &IDENTITY));
+    b.err("note-unknown-key-id", "verify: signed by unknown issuer key 9",
+        "Key id 9, which the key set does not list.", set(&note, 1, &be32(9)));
+    b.err("note-bad-signature", "verify: bad signature on note",
+        "One bit of the issuer signature flipped.", flip(&note, note.len() - 64));
+}
+
+#[rustfmt::skip]
+fn transfers_and_coins(w: &World, b: &mut Builder) {
+    b.kind = "transfer";
+    let t = w.t1.to_bytes();
+    b.ok("transfer", &[
+        "Alice (seed 3) spends the note: 25.00 to bob (seed 5), 75.00 change to herself;",
+        "counter 1, time T-1200 s, request id \"request-bob-0001\". Verified against alice's key.",
+    ], t.clone());
+    b.framing("transfer", "transfer", "transfer signature", &t);
+    b.err("transfer-no-outputs", "decode: transfer outputs count 0 is outside 1..=8",
+        "Output count 0.", set(&t, 33, &[0]));
+    b.err("transfer-too-many-outputs", "decode: transfer outputs count 9 is outside 1..=8",
+        "Output count 9.", set(&t, 33, &[9]));
+    b.err("transfer-zero-output", "decode: invalid zero output value",
+        "Output 0 has value 0.", set(&t, 34 + 32, &be64(0)));
+    b.err("transfer-weak-holder", "decode: output holder is not a valid ed25519 public key",
+        "Output 0's holder is the identity point.", set(&t, 34, &IDENTITY));
+    b.err("transfer-bad-signature", "verify: bad signature on transfer",
+        "One bit of the signature flipped: decodes, fails verification.", flip(&t, t.len() - 64));
+
+    b.kind = "coin";
+    let coin = w.coin.to_bytes();
+    b.ok("coin", &[
+        "The note, then the transfer above (following output 1, alice's 75.00 change), then alice's",
+        "payment to the shop (counter 2, time T, 30.00 to the shop, 45.00 change; following output 0).",
+        "The id is the coin id of that last output; the holder is the shop.",
+    ], coin.clone());
+    b.ok("coin-unspent", &["A coin with no transfers: just the note. Its id is the note id."],
+        Coin::from_note(w.note.clone()).to_bytes());
+    b.framing("coin", "coin", "hop output index", &coin);
+    b.err("coin-bad-output-index", "decode: invalid hop output index",
+        "The last hop follows output 2 of a 2-output transfer.", set(&coin, coin.len() - 1, &[2]));
+    let skipped = Coin { note: w.note.clone(), hops: vec![Hop { transfer: w.t2.clone(), index: 0 }] };
+    b.err("coin-broken-chain", "verify: broken chain: transfer 0 does not spend the coin before it",
+        "The first hop is missing: the second transfer does not spend the note.", skipped.to_bytes());
+    let mut short = w.t1.outputs.clone();
+    short[1].value = Fen(7_400);
+    let t_short = Transfer::sign(&w.alice, w.note.id(), short, 1, T - 1_200, REQ_BOB);
+    b.err("coin-value-not-conserved", "verify: value not conserved: input ¥100.00, outputs ¥99.00",
+        "A validly signed first transfer whose outputs sum to 99.00 of the note's 100.00.",
+        Coin::from_note(w.note.clone()).extended(t_short, 1).to_bytes());
+    let t_early = Transfer::sign(&w.alice, w.note.id(), w.t1.outputs.clone(), 1, T - 4_000, REQ_BOB);
+    b.err("coin-time-backwards", "verify: time goes backwards along the coin's chain",
+        "A validly signed transfer dated before the note was issued.",
+        Coin::from_note(w.note.clone()).extended(t_early, 1).to_bytes());
+    b.err("coin-bad-signature", "verify: bad signature on transfer",
+        "One bit of the last transfer's signature flipped.", flip(&coin, coin.len() - 65));
+}
+
+#[rustfmt::skip]
+fn registrations_and_certificates(w: &World, b: &mut Builder) {
+    b.kind = "registration";
+    let reg = w.registration.to_bytes();
+    let till = w.till_registration.to_bytes();
+    b.ok("registration", &["Alice registers her key as a personal wallet at T-2d."], reg.clone());
+    b.ok("registration-till", &[
+        "A till wallet (seed 10) registers, naming the shop (seed 4) as its merchant, at T-1d.",
+    ], till.clone());
+    b.err("registration-bad-kind", "decode: invalid wallet kind tag 0",
+        "Kind tag 0.", set(&reg, 33, &[0]));
+    b.err("registration-bad-option-tag", "decode: invalid registration merchant tag 2",
+        "Merchant option tag 2.", set(&reg, 34, &[2]));
+    let with_merchant = [&[1u8][..], w.shop.public().as_bytes()].concat();
+    b.err("registration-personal-with-merchant", "decode: invalid a till, and only a till, names its merchant",
+        "A personal wallet naming a merchant.", splice(&reg, 34, 1, &with_merchant));
+    b.err("registration-till-without-merchant", "decode: invalid a till, and only a till, names its merchant",
+        "A till naming no merchant.", splice(&till, 34, 33, &[0]));
+    b.err("registration-bad-signature", "verify: bad signature on registration",
+        "One bit of the signature flipped.", flip(&reg, reg.len() - 64));
+
+    b.kind = "certificate";
+    let cert = w.certificate.to_bytes();
+    b.ok("certificate", &[
+        "Alice's certificate from key 1: personal, class II with the class II default limits,",
+        "serial 1, counter base 0, issued T-1d, expires T+90d.",
+    ], cert.clone());
+    b.framing("certificate", "certificate", "certificate signature", &cert);
+    b.err("certificate-bad-kind", "decode: invalid wallet kind tag 5",
+        "Kind tag 5.", set(&cert, 37, &[5]));
+    b.err("certificate-bad-class", "decode: invalid wallet class tag 5",
+        "Class tag 5.", set(&cert, 38, &[5]));
+    b.err("certificate-bad-option-tag", "decode: invalid certificate merchant tag 2",
+        "Merchant option tag 2.", set(&cert, 39, &[2]));
+    b.err("certificate-expires-before-issued", "decode: invalid certificate expires before it is issued",
+        "Expiry one second before the issue time.", set(&cert, 92, &be64(T - DAY - 1)));
+    b.err("certificate-bad-signature", "verify: bad signature on certificate",
+        "One bit of the issuer signature flipped.", flip(&cert, cert.len() - 64));
+}
+
+#[rustfmt::skip]
+fn requests_payments_receipts(w: &World, b: &mut Builder) {
+    b.kind = "request";
+    let req = w.request.to_bytes();
+    b.ok("request", &[
+        "The shop (seed 4) asks for 30.00, request id \"request-shop-042\", memo \"牛肉面 x2, 订单 42\"",
+        "(23 bytes of UTF-8), made T-60 s, expires T+540 s. `code` is its text form.",
+    ], req.clone());
+    b.framing("request", "payment request", "request signature", &req);
+    b.err("request-memo-too-long", "decode: request memo count 121 is outside 0..=120",
+        "Memo length 121.", set(&req, 57, &[121]));
+    b.err("request-memo-not-utf8", "decode: request memo is not valid UTF-8",
+        "The memo's first byte replaced by 0xff.", set(&req, 58, &[0xff]));
+    b.err("request-expires-before-created", "decode: invalid request expires before it is made",
+        "Expiry one second before the creation time.", set(&req, 66 + MEMO.len(), &be64(T - 61)));
+    b.err("request-bad-signature", "verify: bad signature on payment request",
+        "One bit of the payee signature flipped.", flip(&req, req.len() - 64));
+
+    b.kind = "payment";
+    let pay = w.payment.to_bytes();
+    let bare = w.payment_without_revocations().to_bytes();
+    let c = w.certificate.to_bytes().len();
+    let tag_at = bare.len() - 1;
+    b.ok("payment", &[
+        "Alice pays the shop's request: her certificate, payee the shop, 30.00, counter 2, offline",
+        "total 55.00 (25.00 to bob before), time T, one coin (the 2-hop coin above), signed by alice,",
+        "then the revocation list (tag 1) she carries. Verified by the shop, a merchant wallet.",
+    ], pay.clone());
+    b.ok("payment-without-revocations", &[
+        "The same payment without the revocation list (tag 0). The payer's signature and the",
+        "payment id do not cover the list, so both are unchanged.",
+    ], bare.clone());
+    b.framing("payment", "payment", "revocation list signature", &pay);
+    b.err("payment-zero-amount", "decode: invalid zero payment amount",
+        "Amount 0.", set(&pay, 1 + c + 48, &be64(0)));
+    b.err("payment-no-coins", "decode: payment coins count 0 is outside 1..=32",
+        "Coin count 0.", set(&pay, 1 + c + 80, &[0]));
+    b.err("payment-bad-revocation-tag", "decode: invalid payment revocation list tag 2",
+        "Revocation list option tag 2.", set(&pay, tag_at, &[2]));
+    b.err("payment-bad-signature", "verify: bad signature on payment",
+        "One bit of the payer signature flipped.", flip(&pay, tag_at - 64));
+    b.err("payment-tampered-revocations", "verify: bad signature on revocation list",
+        "One bit of the carried list's signature flipped: the payer signature still verifies, the list's own does not.",
+        flip(&pay, pay.len() - 64));
+    let more = Payment { amount: Fen(3_001), ..w.payment.clone() }.signed(&w.alice);
+    b.err("payment-amount-mismatch",
+        "verify: invalid payment: coins pay ¥30.00 to the payee but the payment says ¥30.01",
+        "Validly signed by alice, but claims 30.01 while the coins pay 30.00.", more.to_bytes());
+    let unbound = Payment { counter: 3, ..w.payment.clone() }.signed(&w.alice);
+    b.err("payment-unbound-transfer", "verify: invalid payment: a transfer is not bound to this payment",
+        "Validly signed by alice with counter 3, but the coin's last transfer carries counter 2.",
+        unbound.to_bytes());
+
+    b.kind = "receipt";
+    let rc = w.receipt.to_bytes();
+    b.ok("receipt", &[
+        "The shop's receipt for the payment above (its id, payer, payee, 30.00, request id), time T+5 s.",
+    ], rc.clone());
+    b.framing("receipt", "receipt", "receipt signature", &rc);
+    b.err("receipt-weak-payer", "decode: receipt payer is not a valid ed25519 public key",
+        "The payer is the identity point.", set(&rc, 33, &IDENTITY));
+    b.err("receipt-bad-signature", "verify: bad signature on receipt",
+        "One bit of the payee signature flipped.", flip(&rc, rc.len() - 64));
+}
+
+#[rustfmt::skip]
+fn revocations_proofs_files(w: &World, b: &mut Builder) {
+    b.kind = "revocation-list";
+    let rl = w.revocations.to_bytes();
+    b.ok("revocation-list", &[
+        "Revocation list version 3 from the root, issued T-2h: mallory (seed 6, double spend, T-2h)",
+        "and carol (seed 8, lost, T-2d), in ascending key order.",
+    ], rl.clone());
+    b.framing("revocation-list", "revocation list", "revocation list signature", &rl);
+    b.err("revocation-list-unsorted", "decode: non-canonical encoding: revocations not strictly ascending",
+        "The two 41-byte entries swapped.", [&rl[..53], &rl[94..135], &rl[53..94], &rl[135..]].concat());
+    b.err("revocation-list-duplicate", "decode: non-canonical encoding: revocations not strictly ascending",
+        "The first entry twice.", [&rl[..53], &rl[53..94], &rl[53..94], &rl[135..]].concat());
+    b.err("revocation-list-count-too-large", "decode: revocations count 4294967295 is outside 0..=10000000",
+        "Entry count 2^32-1.", set(&rl, 49, &be32(u32::MAX)));
+    b.err("revocation-list-count-past-end", "decode: truncated: input ends inside revocations",
+        "Entry count 4: more entries than bytes left, refused before allocating.", set(&rl, 49, &be32(4)));
+    b.err("revocation-list-bad-reason", "decode: invalid revocation reason tag 0",
+        "Reason tag 0.", set(&rl, 53 + 32, &[0]));
+    let other = RevocationList::sign(&sk(9), 3, T - 7_200, w.revocations.entries.clone());
+    b.err("revocation-list-other-issuer", "verify: from another issuer",
+        "The same entries signed by another issuer's root (seed 9).", other.to_bytes());
+    b.err("revocation-list-bad-signature", "verify: bad signature on revocation list",
+        "One bit of the root signature flipped.", flip(&rl, rl.len() - 64));
+
+    b.kind = "proof";
+    let proof = w.proof.to_bytes();
+    let (first, second) = (w.proof.first.to_bytes(), w.proof.second.to_bytes());
+    b.ok("proof", &[
+        "Alice spent the note twice: the transfer above, and another at T-600 s paying all 100.00 to",
+        "the shop (counter 1 again, request \"request-shop-041\"); the transfer with the smaller id first.",
+    ], proof.clone());
+    b.framing("proof", "double-spend proof", "transfer signature", &proof);
+    b.err("proof-out-of-order", "decode: non-canonical encoding: proof transfers not in ascending id order",
+        "The two transfers swapped.", [&proof[..33], &second, &first].concat());
+    b.err("proof-same-transfer", "decode: non-canonical encoding: proof transfers not in ascending id order",
+        "The same transfer twice.", [&proof[..33], &first, &first].concat());
+    let different = DoubleSpendProof::new(w.alice.public(), w.t1.clone(), w.t2.clone());
+    b.err("proof-different-coins", "verify: proof transfers spend different coins",
+        "Two transfers by alice of different coins (the note, then her change).", different.to_bytes());
+    let wrong = DoubleSpendProof::new(w.shop.public(), w.t1.clone(), w.t1x.clone());
+    b.err("proof-wrong-signer", "verify: bad signature on proof transfer",
+        "Alice's two transfers, but the proof names the shop as the signer.", wrong.to_bytes());
+    b.err("proof-bad-signature", "verify: bad signature on proof transfer",
+        "One bit of the second transfer's signature flipped.", flip(&proof, proof.len() - 64));
+
+    b.kind = "file";
+    let rf = w.request_file().to_file_bytes();
+    b.ok("file-request", &[
+        "The payment request above in a file: magic, version 1, kind 5, length, body, checksum.",
+    ], rf.clone());
+    b.ok("file-notes", &[
+        "Issued notes for alice (kind 4): a note bundle holding the two notes above.",
+    ], w.notes_file().to_file_bytes());
+    b.err("file-bad-magic", "decode: not a Tongbao file",
+        "The magic starts with X.", set(&rf, 0, b"X"));
+    b.err("file-header-only", "decode: malformed: truncated: input ends inside file header",
+        "Magic and version only.", rf[..8].to_vec());
+    b.err("file-unknown-version", "decode: malformed: unknown file version 2",
+        "Container version 2.", set(&rf, 7, &[2]));
+    b.err("file-unknown-kind", "decode: malformed: invalid file kind tag 10",
+        "Kind 10 (checksum recomputed).", reseal(set(&rf, 8, &[10])));
+    b.err("file-truncated", "decode: malformed: truncated: input ends inside file body",
+        "The last byte is missing.", rf[..rf.len() - 1].to_vec());
+    b.err("file-trailing-byte", "decode: malformed: 1 trailing byte(s) after the message",
+        "One byte after the checksum.", [&rf[..], &[0]].concat());
+    b.err("file-bad-checksum", "decode: file is corrupted (checksum mismatch)",
+        "One bit of the body flipped.", flip(&rf, 13 + 40));
+    b.err("file-bad-body", "decode: malformed: request memo is not valid UTF-8",
+        "A checksum-valid file whose body does not decode (memo byte 0xff).",
+        reseal(set(&rf, 13 + 58, &[0xff])));
+}
