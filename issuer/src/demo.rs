@@ -143,6 +143,10 @@ impl Demo<'_> {
         self.cmd(&format!(
             "wallet --wallet {payee} receive {pay_file} --receipt-out {receipt_file}"
         ))?;
+        let p = match read_file(&self.path(&pay_file))? {
+            TbFile::Payment(p) => p,
+            _ => bail!("{pay_file} is not a payment"),
+        };
         match self.wallet(payee)?.receive(&p, self.now) {
             Ok(got) => {
                 write_file(
@@ -156,7 +160,7 @@ impl Demo<'_> {
                 ))?;
                 self.cmd(&format!("wallet --wallet {payer} import {receipt_file}"))?;
                 self.wallet(payer)?
-                    .import(TbFile::Receipt(got.receipt), self.now)?;
+                    .import(read_file(&self.path(&receipt_file))?, self.now)?;
                 self.say("receipt imported: the payment leaves the outbox")?;
                 Ok(Ok(()))
             }
@@ -207,9 +211,10 @@ pub fn run(dir: &Path, now: u64, out: &mut dyn Write) -> anyhow::Result<()> {
         alice.address()
     ))?;
     let bundle = iss.issue(&alice, Fen(10_000), Earmark::None, now, &mut rand::rng())?;
-    write_file(&d.path("alice-100.notes"), &TbFile::Notes(bundle.clone()))?;
+    write_file(&d.path("alice-100.notes"), &TbFile::Notes(bundle))?;
     d.cmd("wallet --wallet alice import alice-100.notes")?;
-    d.wallet("alice")?.import(TbFile::Notes(bundle), now)?;
+    d.wallet("alice")?
+        .import(read_file(&d.path("alice-100.notes"))?, now)?;
     d.say("imported 1 note(s): ¥100.00")?;
 
     writeln!(
@@ -243,6 +248,10 @@ pub fn run(dir: &Path, now: u64, out: &mut dyn Write) -> anyhow::Result<()> {
         p.coins[0].hops.len()
     ))?;
     d.cmd("wallet --wallet supplier receive supply.pay")?;
+    let p = match read_file(&d.path("supply.pay"))? {
+        TbFile::Payment(p) => p,
+        _ => bail!("supply.pay is not a payment"),
+    };
     let got = d.wallet("supplier")?.receive(&p, now)?;
     d.say(&format!(
         "received {} (verified offline: issuer signature, both transfers, value conserved)",
