@@ -73,7 +73,7 @@ impl Demo<'_> {
         )?;
         self.say(&format!("created {kind} wallet {}", w.public().address()))?;
         self.cmd(&format!(
-            "issuer certify {name}.reg --class {class} --out {name}.cert"
+            "issuer --home issuer certify {name}.reg --class {class} --out {name}.cert"
         ))?;
         let cert = iss.certify(&reg, class, DEFAULT_CERT_SECS, self.now)?;
         write_file(
@@ -207,7 +207,7 @@ pub fn run(dir: &Path, now: u64, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(d.out, "\n# The issuer issues ¥100.00 to Alice.")?;
     let alice = d.wallet("alice")?.public();
     d.cmd(&format!(
-        "issuer issue --to {} --amount 100.00 --out alice-100.notes",
+        "issuer --home issuer issue --to {} --amount 100.00 --out alice-100.notes",
         alice.address()
     ))?;
     let bundle = iss.issue(&alice, Fen(10_000), Earmark::None, now, &mut rand::rng())?;

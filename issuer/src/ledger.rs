@@ -366,6 +366,23 @@ impl<S: Store> Issuer<S> {
         Ok(NoteBundle { notes: vec![note] })
     }
 
+    /// Issued notes whose id starts with `prefix` (hex), to write a notes file again.
+    pub fn find_notes(&self, prefix: &str) -> Result<Vec<Note>, IssuerError> {
+        let prefix = prefix.trim().to_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(IssuerError::Refused(format!(
+                "{prefix:?} is not a note id (hex)"
+            )));
+        }
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(keys::NOTE)? {
+            if hex::encode(&k[keys::NOTE.len()..]).starts_with(&prefix) {
+                out.push(Note::decode(&v).map_err(|e| IssuerError::Corrupt(format!("note: {e}")))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Totals from the ledger.
     pub fn stats(&self) -> Result<LedgerStats, IssuerError> {
         Ok(LedgerStats {

@@ -33,6 +33,8 @@ enum Command {
     Certify(cmd::certify::Args),
     /// Issue digital RMB to a certified wallet as a note file.
     Issue(cmd::issue::Args),
+    /// Issued notes: write one again.
+    Notes(cmd::notes::Args),
     /// Ledger figures.
     Ledger(cmd::ledger::Args),
     /// The whole walk-through, narrated, in a fresh directory.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Keys(a) => cmd::keys::run(&ctx, a),
         Command::Certify(a) => cmd::certify::run(&ctx, a),
         Command::Issue(a) => cmd::issue::run(&ctx, a),
+        Command::Notes(a) => cmd::notes::run(&ctx, a),
         Command::Ledger(a) => cmd::ledger::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
     });

@@ -249,11 +249,52 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
 
 /// Reads and decodes a Tongbao file; errors name the path.
 pub fn read_file(path: &Path) -> Result<TbFile, FileError> {
-    let bytes = read_limited(path)?;
+    let in_file = |e: FileError| match e {
+        FileError::Io { .. } => e,
+        other => FileError::InFile {
+            path: path.display().to_string(),
+            inner: Box::new(other),
+        },
+    };
+    let bytes = read_limited(path).map_err(in_file)?;
     TbFile::from_file_bytes(&bytes).map_err(|e| FileError::InFile {
         path: path.display().to_string(),
         inner: Box::new(e),
     })
+}
+
+/// Checks, before any state changes, that `path` can be written as a new output file: it does not
+/// exist yet, and its directory exists and accepts a new file. Commands call this first so that a
+/// bad `--out` is refused with nothing changed.
+pub fn check_new_output(path: &Path) -> Result<(), FileError> {
+    let io = |cause| FileError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    if path.exists() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "already exists (outputs are never overwritten: choose another path)",
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "its directory does not exist",
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let probe = dir.join(format!(".{name}.probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(io)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes `bytes` atomically: a temporary file in the same directory, fsync, rename, fsync the

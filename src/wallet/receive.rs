@@ -52,7 +52,11 @@ impl<S: Store> Wallet<S> {
         let held = self.revocations()?;
         // The carried list is not covered by the payer's signature: one that does not verify
         // against our issuer is ignored (a relay may have damaged it), never trusted.
-        let carried = payment.revocations.as_ref().filter(|l| l.verify(&keyset).is_ok()).cloned();
+        let carried = payment
+            .revocations
+            .as_ref()
+            .filter(|l| l.verify(&keyset).is_ok())
+            .cloned();
         let newer_carried = match (&held, carried) {
             (Some(h), Some(c)) if c.list_version > h.list_version => Some(c),
             (None, Some(c)) => Some(c),

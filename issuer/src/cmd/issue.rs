@@ -46,5 +46,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         "notes written to {}: the wallet imports them with `wallet import`",
         a.out.display()
     );
+    for id in &ids {
+        let short = &id[..8];
+        println!("note {short} (if the file is lost: issuer notes export {short} --out FILE)");
+    }
     Ok(())
 }

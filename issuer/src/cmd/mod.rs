@@ -6,10 +6,11 @@ pub mod init;
 pub mod issue;
 pub mod keys;
 pub mod ledger;
+pub mod notes;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use issuer::Issuer;
 
 /// What every command gets.
@@ -39,12 +40,9 @@ impl Ctx {
     }
 }
 
-/// Refuses to overwrite an existing output file.
+/// Refuses a `--out` that exists or cannot be created, before anything changes.
 pub fn check_new_output(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        bail!("{} already exists: choose another --out", path.display());
-    }
-    Ok(())
+    Ok(tongbao::protocol::file::check_new_output(path)?)
 }
 
 /// Prints pretty JSON.

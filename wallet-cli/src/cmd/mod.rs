@@ -67,12 +67,9 @@ pub fn write(path: &Path, f: &TbFile) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses to overwrite an existing output file (so a mistyped path never destroys a payment).
+/// Refuses a `--out` that exists or cannot be created, before anything changes.
 pub fn check_new_output(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        bail!("{} already exists: choose another --out", path.display());
-    }
-    Ok(())
+    Ok(file::check_new_output(path)?)
 }
 
 /// A short id for people.

@@ -7,7 +7,7 @@ use tongbao::SignedBody as _;
 use tongbao::protocol::file::TbFile;
 use tongbao::wallet::WalletError;
 
-use super::{Ctx, read, write};
+use super::{Ctx, check_new_output, read, write};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +22,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    if let Some(out) = &a.receipt_out {
+        check_new_output(out)?;
+    }
     let payment = match read(&a.file)? {
         TbFile::Payment(p) => p,
         other => bail!(
