@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod failpoint;
 pub mod money;
 pub mod protocol;
+pub mod settlement;
 pub mod store;
 pub mod testkit;
 pub mod time;

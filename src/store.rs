@@ -72,17 +72,28 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// Every commit flushes explicitly, so sled's background flusher is off (it would also keep
+    /// the database locked for a moment after the handle is dropped). A lock held by a process
+    /// that is just finishing is waited for, up to about a second.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(ref io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked(dir.display().to_string())
+        let mut attempt = 0;
+        loop {
+            match sled::Config::new().path(dir).flush_every_ms(None).open() {
+                Ok(db) => return Ok(SledStore { db }),
+                Err(sled::Error::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    attempt += 1;
+                    if attempt >= 40 {
+                        return Err(StoreError::Locked(dir.display().to_string()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(other) => return Err(StoreError::Backend(other.to_string())),
             }
-            other => StoreError::Backend(other.to_string()),
-        })?;
-        Ok(SledStore { db })
+        }
     }
 }
 

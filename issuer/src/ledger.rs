@@ -37,12 +37,15 @@ pub enum IssuerError {
     /// Stored state is damaged.
     #[error("issuer ledger is damaged: {0}")]
     Corrupt(String),
+    /// The wallet's key is revoked.
+    #[error("wallet {0} is revoked by the issuer")]
+    Revoked(String),
     /// A request the issuer refuses.
     #[error("{0}")]
     Refused(String),
 }
 
-mod keys {
+pub(crate) mod keys {
     pub const ROOT: &[u8] = b"k/root";
     pub const NOTE_KEY: &[u8] = b"k/note/";
     pub const KEYSET: &[u8] = b"m/keyset";
@@ -53,6 +56,26 @@ mod keys {
     pub const WALLET: &[u8] = b"w/";
     /// Issued notes by note id (the coin id of a note).
     pub const NOTE: &[u8] = b"n/";
+    /// Every coin the ledger knows, by coin id: live, spent (by which transfer) or redeemed.
+    pub const COIN: &[u8] = b"x/";
+    /// Live coins by holder: `hl/<holder key><coin id>`, empty values.
+    pub const HOLDER: &[u8] = b"hl/";
+    /// Double-spend proofs by proof id.
+    pub const PROOF: &[u8] = b"p/";
+    /// Why each key was revoked (JSON), by key.
+    pub const REVOKED: &[u8] = b"rv/";
+    /// Losses recorded against each cheater (u64 fen), by key.
+    pub const LOSS: &[u8] = b"l/";
+    /// Sync responses by sync id, for idempotent replays.
+    pub const SYNC: &[u8] = b"i/";
+    /// Online payment confirmations by payment id.
+    pub const ONLINE: &[u8] = b"op/";
+    pub const REDEEMED_TOTAL: &[u8] = b"m/redeemed-total";
+    pub const BANK_IN: &[u8] = b"m/bank-in";
+    pub const BANK_OUT: &[u8] = b"m/bank-out";
+    pub const LOSSES_TOTAL: &[u8] = b"m/losses-total";
+    pub const SETTLED_TRANSFERS: &[u8] = b"m/settled-transfers";
+    pub const DOUBLE_SPENDS: &[u8] = b"m/double-spends";
 
     pub fn with(prefix: &[u8], id: &[u8]) -> Vec<u8> {
         let mut k = prefix.to_vec();
@@ -102,8 +125,10 @@ pub struct LedgerStats {
 
 /// An issuer over a store.
 pub struct Issuer<S: Store = SledStore> {
-    store: S,
-    root: SecretKey,
+    pub(crate) store: S,
+    pub(crate) root: SecretKey,
+    /// Serialises every read-modify-write of the ledger (settlement, issuance, certification).
+    pub(crate) write_lock: std::sync::Mutex<()>,
 }
 
 /// Default certificate lifetime: 90 days.
@@ -174,7 +199,11 @@ impl<S: Store> Issuer<S> {
         b.put(keys::ISSUED_TOTAL, 0u64.to_be_bytes().to_vec());
         b.put(keys::NOTE_COUNT, 0u64.to_be_bytes().to_vec());
         store.commit(b)?;
-        Ok(Issuer { store, root })
+        Ok(Issuer {
+            store,
+            root,
+            write_lock: std::sync::Mutex::new(()),
+        })
     }
 
     /// Opens an existing issuer.
@@ -183,7 +212,11 @@ impl<S: Store> Issuer<S> {
             .get(keys::ROOT)?
             .ok_or_else(|| IssuerError::NotInitialized(String::new()))?;
         let root = seed_key(&seed)?;
-        Ok(Issuer { store, root })
+        Ok(Issuer {
+            store,
+            root,
+            write_lock: std::sync::Mutex::new(()),
+        })
     }
 
     /// The issuer's root public key (its identity).
@@ -211,7 +244,7 @@ impl<S: Store> Issuer<S> {
     }
 
     /// The note key that signs at `now`, with its id.
-    fn signing_key(&self, now: u64) -> Result<(u32, SecretKey), IssuerError> {
+    pub(crate) fn signing_key(&self, now: u64) -> Result<(u32, SecretKey), IssuerError> {
         let keyset = self.keyset()?;
         let entry = keyset.current_key(now).ok_or_else(|| {
             IssuerError::Refused(format!(
@@ -352,16 +385,9 @@ impl<S: Store> Issuer<S> {
         }
         let (key_id, key) = self.signing_key(now)?;
         let note = Note::sign(&key, key_id, Nonce::random(rng), amount, *to, now, earmark);
-        let id = note.id();
-        let total = self.load_u64(keys::ISSUED_TOTAL)?;
-        let count = self.load_u64(keys::NOTE_COUNT)?;
-        let new_total = total
-            .checked_add(amount.0)
-            .ok_or_else(|| IssuerError::Refused("issued total overflows".into()))?;
+        let _guard = self.lock();
         let mut b = Batch::new();
-        b.put(keys::with(keys::NOTE, &id.0), note.to_bytes());
-        b.put(keys::ISSUED_TOTAL, new_total.to_be_bytes().to_vec());
-        b.put(keys::NOTE_COUNT, (count + 1).to_be_bytes().to_vec());
+        self.record_note(&mut b, &note, 0)?;
         self.store.commit(b)?;
         Ok(NoteBundle { notes: vec![note] })
     }
@@ -395,13 +421,57 @@ impl<S: Store> Issuer<S> {
         })
     }
 
-    fn load_u64(&self, key: &[u8]) -> Result<u64, IssuerError> {
+    /// Serialises ledger writers.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a newly issued note: the note, its live coin state, the holder index, the totals.
+    /// `already_queued` is how much the same batch has issued before (group commits).
+    pub(crate) fn record_note(
+        &self,
+        b: &mut Batch,
+        note: &Note,
+        already_queued: u64,
+    ) -> Result<(), IssuerError> {
+        let id = note.id();
+        let total = self.load_u64(keys::ISSUED_TOTAL)? + already_queued;
+        let new_total = total
+            .checked_add(note.value.0)
+            .ok_or_else(|| IssuerError::Refused("issued total overflows".into()))?;
+        let count = self.load_u64(keys::NOTE_COUNT)?;
+        b.put(keys::with(keys::NOTE, &id.0), note.to_bytes());
+        b.put(
+            keys::with(keys::COIN, &id.0),
+            tongbao::settlement::CoinState::Live {
+                value: note.value,
+                holder: note.holder,
+            }
+            .to_bytes(),
+        );
+        b.put(holder_key(&note.holder, &id), Vec::new());
+        b.put(keys::ISSUED_TOTAL, new_total.to_be_bytes().to_vec());
+        b.put(keys::NOTE_COUNT, (count + 1).to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn load_u64(&self, key: &[u8]) -> Result<u64, IssuerError> {
         let v = self.store.get(key)?.unwrap_or_else(|| vec![0; 8]);
         let arr: [u8; 8] = v
             .try_into()
             .map_err(|_| IssuerError::Corrupt("counter".into()))?;
         Ok(u64::from_be_bytes(arr))
     }
+}
+
+/// The holder-index key of a live coin.
+pub(crate) fn holder_key(holder: &PublicKey, coin: &tongbao::Id) -> Vec<u8> {
+    let mut k = keys::HOLDER.to_vec();
+    k.extend_from_slice(holder.as_bytes());
+    k.extend_from_slice(&coin.0);
+    k
 }
 
 fn seed_key(seed: &[u8]) -> Result<SecretKey, IssuerError> {

@@ -5,5 +5,6 @@
 
 pub mod demo;
 pub mod ledger;
+pub mod settle;
 
 pub use ledger::{Issuer, IssuerError, LedgerStats};

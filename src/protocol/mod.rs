@@ -12,6 +12,7 @@ pub mod payment;
 pub mod proof;
 pub mod request;
 pub mod revocation;
+pub mod sync;
 pub mod transfer;
 
 use crate::codec::{DecodeError, signing_bytes};
@@ -40,6 +41,12 @@ pub mod label {
     pub const RECEIPT: &[u8] = b"tongbao/v1/receipt";
     /// Revocation list, signed by the issuer root key.
     pub const REVOCATION: &[u8] = b"tongbao/v1/revocation";
+    /// Sync request, signed by the wallet.
+    pub const SYNC_REQUEST: &[u8] = b"tongbao/v1/sync-request";
+    /// Sync response, signed by the issuer root key.
+    pub const SYNC_RESPONSE: &[u8] = b"tongbao/v1/sync-response";
+    /// Online payment confirmation, signed by the issuer root key.
+    pub const CONFIRMATION: &[u8] = b"tongbao/v1/confirmation";
     /// File container checksum (hashed, not signed).
     pub const FILE: &[u8] = b"tongbao/v1/file";
 }

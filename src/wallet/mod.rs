@@ -9,6 +9,7 @@ pub mod import;
 mod pay;
 mod receive;
 pub mod records;
+pub mod sync;
 
 pub use crate::store::{Batch, MemStore, SledStore, Store, StoreError};
 pub use pay::{PayTarget, select_coins};
@@ -107,6 +108,11 @@ pub(crate) mod keys {
     pub const COUNTER: &[u8] = b"m/counter";
     pub const OFFLINE_SPENT: &[u8] = b"m/offline-spent";
     pub const SEQ: &[u8] = b"m/history-seq";
+    pub const ISSUER_URL: &[u8] = b"m/issuer-url";
+    /// The sync request sent and not yet answered.
+    pub const PENDING_SYNC: &[u8] = b"m/pending-sync";
+    /// The last sync response applied (for reconciliation).
+    pub const LAST_SYNC: &[u8] = b"m/last-sync";
     /// Unspent coins by coin id.
     pub const COIN: &[u8] = b"c/";
     /// Spent coins by coin id: the payment that spent them.
@@ -382,12 +388,12 @@ impl<S: Store> Wallet<S> {
             .collect()
     }
 
-    /// Payments made and not yet acknowledged by a receipt.
+    /// Payments made and neither acknowledged by a receipt nor settled at the issuer.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, WalletError> {
         let mut out = Vec::new();
         for (_, v) in self.store.scan_prefix(keys::OUTBOX)? {
             let e = OutboxEntry::from_stored(&v)?;
-            if e.receipt_time.is_none() {
+            if e.receipt_time.is_none() && e.settled_at.is_none() {
                 out.push(e);
             }
         }

@@ -71,6 +71,12 @@ pub struct OutboxEntry {
     /// When the receipt was imported, if it was.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub receipt_time: Option<u64>,
+    /// The sync that brought this payment to the issuer (sync id hex), once sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reported_in: Option<String>,
+    /// When the issuer settled it (online payment or sync), if known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub settled_at: Option<u64>,
     /// The payment's canonical bytes (hex), to write the file again (stored, not shown).
     #[serde(skip)]
     pub payment_hex: String,
@@ -93,6 +99,8 @@ impl OutboxEntry {
             time: p.time,
             request_id: p.request_id.to_hex(),
             receipt_time: None,
+            reported_in: None,
+            settled_at: None,
             payment_hex: hex::encode(p.to_bytes()),
         }
     }
