@@ -121,6 +121,20 @@ pub struct LedgerStats {
     pub wallets: u64,
     /// Revoked keys.
     pub revoked: u64,
+    /// Total redeemed (refreshed, collected, paid to banks), in fen.
+    pub redeemed_fen: u64,
+    /// Outstanding: issued less redeemed, in fen (the audit recomputes it from the coins).
+    pub outstanding_fen: u64,
+    /// Transfers settled.
+    pub settled_transfers: u64,
+    /// Double spends proven.
+    pub double_spends: u64,
+    /// Losses recorded against cheaters, in fen.
+    pub losses_fen: u64,
+    /// Topped up from bank accounts, in fen.
+    pub bank_in_fen: u64,
+    /// Redeemed to bank accounts, in fen.
+    pub bank_out_fen: u64,
 }
 
 /// An issuer over a store.
@@ -411,14 +425,75 @@ impl<S: Store> Issuer<S> {
 
     /// Totals from the ledger.
     pub fn stats(&self) -> Result<LedgerStats, IssuerError> {
+        let issued = self.load_u64(keys::ISSUED_TOTAL)?;
+        let redeemed = self.load_u64(keys::REDEEMED_TOTAL)?;
         Ok(LedgerStats {
             issuer: self.root().address(),
             key_set_version: self.keyset()?.set_version,
-            issued_fen: self.load_u64(keys::ISSUED_TOTAL)?,
+            issued_fen: issued,
             notes: self.load_u64(keys::NOTE_COUNT)?,
             wallets: self.store.scan_prefix(keys::WALLET)?.len() as u64,
             revoked: self.revocations()?.entries.len() as u64,
+            redeemed_fen: redeemed,
+            outstanding_fen: issued.saturating_sub(redeemed),
+            settled_transfers: self.load_u64(keys::SETTLED_TRANSFERS)?,
+            double_spends: self.load_u64(keys::DOUBLE_SPENDS)?,
+            losses_fen: self.load_u64(keys::LOSSES_TOTAL)?,
+            bank_in_fen: self.load_u64(keys::BANK_IN)?,
+            bank_out_fen: self.load_u64(keys::BANK_OUT)?,
         })
+    }
+
+    /// Rotates the note key: a new key signs from now on; the current one stops signing now and
+    /// its coins stay valid until `now + grace_secs`, by which time refresh has moved them to the
+    /// new key. Returns the new key set (version + 1).
+    pub fn rotate_keys<R: Rng + CryptoRng + ?Sized>(
+        &self,
+        grace_secs: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<IssuerKeySet, IssuerError> {
+        let _guard = self.lock();
+        let old = self.keyset()?;
+        let next_id = old.keys.iter().map(|k| k.key_id).max().unwrap_or(0) + 1;
+        let redeem_by = now
+            .checked_add(grace_secs)
+            .ok_or_else(|| IssuerError::Refused("grace too long".into()))?;
+        let mut keys_v: Vec<IssuerKeyEntry> = old
+            .keys
+            .iter()
+            .map(|k| {
+                let mut k = k.clone();
+                if k.issue_until > now {
+                    k.issue_until = now.max(k.not_before);
+                    k.redeem_until = k.redeem_until.min(redeem_by).max(k.issue_until);
+                }
+                k
+            })
+            .collect();
+        if keys_v.len() >= usize::from(tongbao::protocol::keyset::MAX_KEYS) {
+            return Err(IssuerError::Refused(
+                "key set is full: retire old keys first".into(),
+            ));
+        }
+        let new_key = SecretKey::generate(rng);
+        // The new key starts a second after the old one stops, so exactly one key signs at a time.
+        keys_v.push(IssuerKeyEntry {
+            key_id: next_id,
+            key: new_key.public(),
+            not_before: now + 1,
+            issue_until: FOREVER,
+            redeem_until: FOREVER,
+        });
+        let set = IssuerKeySet::sign(&self.root, old.set_version + 1, now, old.policy, keys_v);
+        let mut b = Batch::new();
+        b.put(
+            keys::with(keys::NOTE_KEY, &next_id.to_be_bytes()),
+            new_key.seed().to_vec(),
+        );
+        b.put(keys::KEYSET, set.to_bytes());
+        self.store.commit(b)?;
+        Ok(set)
     }
 
     /// Serialises ledger writers.

@@ -3,6 +3,7 @@
 //! The binary `issuer` is a thin CLI over this library; `issuer demo` drives it together with the
 //! wallet engine from `tongbao`.
 
+pub mod audit;
 pub mod demo;
 pub mod ledger;
 pub mod settle;

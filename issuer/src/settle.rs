@@ -40,6 +40,9 @@ impl<S: Store> LedgerView for StoreView<'_, S> {
     }
 }
 
+/// A sync request's chains after signature checks: `None` for a chain that failed.
+pub type Prechecked = Vec<Option<tongbao::protocol::coin::CoinInfo>>;
+
 /// Why a key was revoked, kept beside the revocation list.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RevocationRecord {
@@ -99,9 +102,19 @@ impl<S: Store> Issuer<S> {
         reqs: &[SyncRequest],
         now: u64,
     ) -> Vec<Result<SyncResponse, IssuerError>> {
-        // Signature checks need no ledger state: do them before taking the lock.
-        let checked: Vec<Result<Vec<Option<tongbao::protocol::coin::CoinInfo>>, IssuerError>> =
-            reqs.iter().map(|r| self.precheck(r, now)).collect();
+        let checked = reqs.iter().map(|r| self.precheck(r, now)).collect();
+        self.sync_prechecked(reqs, checked, now)
+    }
+
+    /// Like [`Issuer::sync_many`] with the signature checks already done by [`Issuer::precheck`]
+    /// (which needs no lock, so a server runs it on every core before handing requests to the one
+    /// writer that settles them in groups).
+    pub fn sync_prechecked(
+        &self,
+        reqs: &[SyncRequest],
+        checked: Vec<Result<Prechecked, IssuerError>>,
+        now: u64,
+    ) -> Vec<Result<SyncResponse, IssuerError>> {
         let _guard = self.lock();
         match self.sync_group(reqs, checked, now) {
             Ok(results) => results,
@@ -114,13 +127,10 @@ impl<S: Store> Issuer<S> {
         }
     }
 
-    /// Verifies the request signature and every chain (structure and signatures). A chain that
-    /// fails is `None` (reported as invalid); a bad request signature refuses the request.
-    fn precheck(
-        &self,
-        req: &SyncRequest,
-        now: u64,
-    ) -> Result<Vec<Option<tongbao::protocol::coin::CoinInfo>>, IssuerError> {
+    /// Verifies the request signature and every chain (structure and signatures), with no lock and
+    /// no ledger state. A chain that fails is `None` (reported as invalid); a bad request signature
+    /// refuses the request.
+    pub fn precheck(&self, req: &SyncRequest, now: u64) -> Result<Prechecked, IssuerError> {
         req.verify_signature()?;
         let mut keyset = self.keyset()?;
         // The refresh transfer to the issuer does not count against the hop limit: a coin that
@@ -147,7 +157,7 @@ impl<S: Store> Issuer<S> {
     fn sync_group(
         &self,
         reqs: &[SyncRequest],
-        checked: Vec<Result<Vec<Option<tongbao::protocol::coin::CoinInfo>>, IssuerError>>,
+        checked: Vec<Result<Prechecked, IssuerError>>,
         now: u64,
     ) -> Result<Vec<Result<SyncResponse, IssuerError>>, IssuerError> {
         let view = StoreView(&self.store);

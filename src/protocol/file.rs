@@ -15,6 +15,7 @@ use super::payment::{Payment, Receipt};
 use super::proof::DoubleSpendProof;
 use super::request::PaymentRequest;
 use super::revocation::RevocationList;
+use super::sync::{Confirmation, SyncRequest, SyncResponse};
 use super::{VERSION, label};
 use crate::codec::{Decode, DecodeError, Encode, Put, Reader, signing_bytes};
 
@@ -78,6 +79,12 @@ pub enum TbFile {
     Revocations(RevocationList),
     /// Double-spend proof.
     Proof(DoubleSpendProof),
+    /// Sync request (air-gapped settlement).
+    SyncRequest(Box<SyncRequest>),
+    /// Sync response.
+    SyncResponse(Box<SyncResponse>),
+    /// A payment settled online, with the issuer's confirmation.
+    ConfirmedPayment(Box<Payment>, Confirmation),
 }
 
 impl TbFile {
@@ -92,6 +99,9 @@ impl TbFile {
             TbFile::Receipt(_) => 7,
             TbFile::Revocations(_) => 8,
             TbFile::Proof(_) => 9,
+            TbFile::SyncRequest(_) => 10,
+            TbFile::SyncResponse(_) => 11,
+            TbFile::ConfirmedPayment(..) => 12,
         }
     }
 
@@ -107,6 +117,9 @@ impl TbFile {
             TbFile::Receipt(_) => "receipt",
             TbFile::Revocations(_) => "revocation list",
             TbFile::Proof(_) => "double-spend proof",
+            TbFile::SyncRequest(_) => "sync request",
+            TbFile::SyncResponse(_) => "sync response",
+            TbFile::ConfirmedPayment(..) => "confirmed online payment",
         }
     }
 
@@ -122,6 +135,13 @@ impl TbFile {
             TbFile::Receipt(x) => x.to_bytes(),
             TbFile::Revocations(x) => x.to_bytes(),
             TbFile::Proof(x) => x.to_bytes(),
+            TbFile::SyncRequest(x) => x.to_bytes(),
+            TbFile::SyncResponse(x) => x.to_bytes(),
+            TbFile::ConfirmedPayment(p, c) => {
+                let mut b = p.to_bytes();
+                c.encode(&mut b);
+                b
+            }
         };
         let mut out = Vec::with_capacity(body.len() + 21);
         out.put_raw(MAGIC);
@@ -175,6 +195,15 @@ impl TbFile {
             7 => TbFile::Receipt(Receipt::decode(body)?),
             8 => TbFile::Revocations(RevocationList::decode(body)?),
             9 => TbFile::Proof(DoubleSpendProof::decode(body)?),
+            10 => TbFile::SyncRequest(Box::new(SyncRequest::decode(body)?)),
+            11 => TbFile::SyncResponse(Box::new(SyncResponse::decode(body)?)),
+            12 => {
+                let mut r = Reader::new(body);
+                let p = Payment::decode_from(&mut r)?;
+                let c = Confirmation::decode_from(&mut r)?;
+                r.finish()?;
+                TbFile::ConfirmedPayment(Box::new(p), c)
+            }
             got => {
                 return Err(FileError::Decode(DecodeError::InvalidTag {
                     what: "file kind",

@@ -164,6 +164,41 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             "transfers": [p.first.id().to_hex(), p.second.id().to_hex()],
             "check": match p.verify() { Ok(()) => "ok: two different transfers of one coin, both signed by the cheater".to_string(), Err(e) => format!("INVALID: {e}") },
         }),
+        TbFile::SyncRequest(q) => json!({
+            "kind": file.kind_name(),
+            "wallet": q.wallet.address(),
+            "sync_id": q.sync_id.to_hex(),
+            "time": format_rfc3339(q.time),
+            "coin_chains": q.coins.len(),
+            "proofs": q.proofs.len(),
+            "topup": q.topup.to_string(),
+            "redeem": q.redeem.to_string(),
+            "check": match q.verify_signature() { Ok(()) => "ok: signed by the wallet".to_string(), Err(e) => format!("INVALID: {e}") },
+        }),
+        TbFile::SyncResponse(r) => json!({
+            "kind": file.kind_name(),
+            "wallet": r.wallet.address(),
+            "sync_id": r.sync_id.to_hex(),
+            "time": format_rfc3339(r.time),
+            "results": r.results.iter().map(|x| json!({
+                "coin": x.coin.to_hex(), "value": x.value.to_string(),
+                "status": format!("{:?}", x.status).to_lowercase(), "reason": x.reason.as_str(),
+            })).collect::<Vec<_>>(),
+            "fresh_notes": Fen::checked_sum(r.notes.iter().map(|n| n.value)).map(|f| f.to_string()),
+            "collected": r.collected.len(),
+            "redeemed": r.redeemed.to_string(),
+            "revocation_list_version": r.revocations.list_version,
+            "check": check(&|cx| r.verify(cx.keys)),
+        }),
+        TbFile::ConfirmedPayment(p, c) => json!({
+            "kind": file.kind_name(),
+            "id": p.id().to_hex(),
+            "payer": p.payer().address(),
+            "payee": p.payee.address(),
+            "amount": p.amount.to_string(),
+            "settled_at": format_rfc3339(c.settled_at),
+            "check": check(&|cx| { c.verify(cx.keys, p)?; p.verify(cx, &p.payee, WalletKind::Merchant).map(|_| ()) }),
+        }),
     };
     print(&v, a.json)
 }
