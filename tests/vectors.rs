@@ -275,6 +275,7 @@ impl Msg {
                     TbFile::Receipt(x) => Msg::Receipt(x.clone()),
                     TbFile::Revocations(x) => Msg::Revocations(x.clone()),
                     TbFile::Proof(x) => Msg::Proof(x.clone()),
+                    other => return Err(format!("verify: no vectors yet for a {} file", other.kind_name())),
                 };
                 inner.verify(w)?;
                 Ok(None)
