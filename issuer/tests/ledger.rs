@@ -1,0 +1,282 @@
+//! Settlement semantics in-process: wallets over memory stores, the issuer's ledger over a memory
+//! store, a fixed seed and a fixed clock. The same code runs behind `issuer serve` and the CLIs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use issuer::Issuer;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tongbao::Fen;
+use tongbao::protocol::certificate::{WalletClass, WalletKind};
+use tongbao::protocol::file::TbFile;
+use tongbao::protocol::note::Earmark;
+use tongbao::protocol::sync::{CoinStatus, RejectReason};
+use tongbao::store::MemStore;
+use tongbao::wallet::{PayTarget, Wallet, WalletError};
+
+const T0: u64 = 1_795_253_400; // 2026-11-21T09:30:00Z
+
+struct World {
+    iss: Arc<Issuer<MemStore>>,
+    rng: StdRng,
+    now: u64,
+}
+
+impl World {
+    fn new() -> World {
+        let mut rng = StdRng::seed_from_u64(7);
+        let iss = Issuer::init(MemStore::new(), T0, &mut rng).unwrap();
+        World { iss: Arc::new(iss), rng, now: T0 }
+    }
+
+    fn wallet(&mut self, kind: WalletKind, class: WalletClass) -> Wallet<MemStore> {
+        let (w, reg) = Wallet::create(MemStore::new(), kind, None, self.iss.keyset().unwrap(), self.now, &mut self.rng).unwrap();
+        let cert = self.iss.certify(&reg, class, 90 * 86_400, self.now).unwrap();
+        w.import(TbFile::Certificate(cert), self.now).unwrap();
+        w
+    }
+
+    fn fund(&mut self, w: &Wallet<MemStore>, yuan: u64) {
+        let b = self.iss.issue(&w.public(), Fen(yuan * 100), Earmark::None, self.now, &mut self.rng).unwrap();
+        w.import(TbFile::Notes(b), self.now).unwrap();
+    }
+
+    fn pay(&mut self, from: &Wallet<MemStore>, to: &Wallet<MemStore>, fen: u64) -> Result<(), WalletError> {
+        let p = from.pay(PayTarget::Direct { to: to.public(), amount: Fen(fen) }, self.now, &mut self.rng)?;
+        to.receive(&p, self.now).map(|_| ())
+    }
+
+    fn sync(&mut self, w: &Wallet<MemStore>) -> tongbao::protocol::sync::SyncResponse {
+        let req = w.begin_sync(Fen::ZERO, Fen::ZERO, self.now, &mut self.rng).unwrap();
+        let resp = self.iss.sync(&req, self.now).unwrap();
+        w.apply_sync(&resp, self.now).unwrap();
+        resp
+    }
+
+    fn audit(&self) {
+        let a = self.iss.audit().unwrap();
+        assert!(a.ok, "audit: {:?}", a.problems);
+    }
+}
+
+fn total(w: &Wallet<MemStore>, now: u64) -> u64 {
+    w.balance(now).unwrap().total_fen
+}
+
+#[test]
+fn offline_payments_settle_on_both_sides_and_refresh() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&alice, 100);
+    x.pay(&alice, &shop, 3_750).unwrap();
+    x.now += 60;
+    let r = x.sync(&alice);
+    // Alice's refresh chain settles her payment transfer too (it is the change coin's history), so
+    // the payment chain itself is then already settled; nothing is rejected.
+    assert_eq!(r.results[0].status, CoinStatus::Accepted, "{:?}", r.results);
+    assert!(r.results.iter().all(|c| c.status != CoinStatus::Rejected), "{:?}", r.results);
+    assert_eq!(total(&alice, x.now), 6_250);
+    assert_eq!(alice.coins().unwrap()[0].hops.len(), 0, "refreshed: hops reset");
+    x.audit();
+    let r = x.sync(&shop);
+    // The shop's coin was already settled by Alice's sync: it refreshes it.
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(total(&shop, x.now), 3_750);
+    assert_eq!(shop.coins().unwrap().len(), 1);
+    x.audit();
+    let s = x.iss.stats().unwrap();
+    assert_eq!(s.issued_fen, s.redeemed_fen + s.outstanding_fen);
+    assert_eq!(s.outstanding_fen, 10_000);
+}
+
+#[test]
+fn double_spend_first_settled_wins_revocation_spreads_offline() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop1 = x.wallet(WalletKind::Merchant, WalletClass::I);
+    let shop2 = x.wallet(WalletKind::Merchant, WalletClass::I);
+    let shop3 = x.wallet(WalletKind::Merchant, WalletClass::I);
+    let bob = x.wallet(WalletKind::Personal, WalletClass::II);
+    x.fund(&alice, 100);
+    x.fund(&bob, 50);
+    // Alice backs up her wallet, pays shop1, restores the backup, pays shop2 with the same coins.
+    let backup = Wallet::open(alice.store().snapshot()).unwrap();
+    x.pay(&alice, &shop1, 4_000).unwrap();
+    x.pay(&backup, &shop2, 4_000).unwrap();
+    x.now += 60;
+    let r1 = x.sync(&shop1);
+    assert!(r1.results.iter().all(|c| c.status == CoinStatus::Accepted));
+    let r2 = x.sync(&shop2);
+    let rej = r2.results.iter().find(|c| c.status == CoinStatus::Rejected).expect("a rejection");
+    assert_eq!(rej.reason, RejectReason::DoubleSpend);
+    let proof = rej.proof.as_ref().expect("proof");
+    assert!(proof.verify().is_ok());
+    assert_eq!(proof.signer, alice.public(), "the proof names exactly the cheater");
+    assert!(r2.revocations.is_revoked(&alice.public()));
+    assert_eq!(total(&shop1, x.now), 4_000);
+    assert_eq!(total(&shop2, x.now), 0, "the second merchant is not credited");
+    let stats = x.iss.stats().unwrap();
+    assert_eq!(stats.double_spends, 1);
+    assert_eq!(stats.losses_fen, 4_000);
+    assert_eq!(stats.revoked, 1);
+    x.audit();
+    // Bob syncs (gets the new revocation list) and pays shop3, which never met the issuer.
+    x.sync(&bob);
+    x.pay(&bob, &shop3, 1_000).unwrap();
+    assert!(shop3.revocations().unwrap().unwrap().is_revoked(&alice.public()));
+    // Alice (either copy) paying shop3 offline is now refused.
+    let err = x.pay(&alice, &shop3, 500).unwrap_err();
+    assert!(err.to_string().contains("revoked"), "{err}");
+    // And Alice cannot sync any more.
+    let req = alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap();
+    assert!(x.iss.sync(&req, x.now).is_err());
+    x.audit();
+}
+
+#[test]
+fn replayed_sync_returns_the_same_response_and_changes_nothing() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    x.fund(&alice, 20);
+    let req = alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap();
+    let a = x.iss.sync(&req, x.now).unwrap();
+    let before = x.iss.stats().unwrap();
+    let b = x.iss.sync(&req, x.now + 10).unwrap();
+    assert_eq!(a, b, "same response, byte for byte");
+    assert_eq!(before, x.iss.stats().unwrap());
+    // A lost answer: the wallet retries its pending request and gets the same response.
+    assert_eq!(alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap(), req);
+    alice.apply_sync(&b, x.now).unwrap();
+    assert!(matches!(alice.apply_sync(&b, x.now), Err(WalletError::Replay(_))));
+    assert_eq!(total(&alice, x.now), 2_000);
+    x.audit();
+}
+
+#[test]
+fn ten_wallets_sync_concurrently() {
+    let mut x = World::new();
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    let people: Vec<_> = (0..10).map(|_| x.wallet(WalletKind::Personal, WalletClass::II)).collect();
+    for p in &people {
+        x.fund(p, 10);
+        x.pay(p, &shop, 300).unwrap();
+    }
+    let reqs: Vec<_> = people.iter().map(|p| p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap()).collect();
+    let now = x.now;
+    let resps: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = reqs.iter().map(|r| {
+            let iss = Arc::clone(&x.iss);
+            s.spawn(move || iss.sync(r, now).unwrap())
+        }).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (p, r) in people.iter().zip(&resps) {
+        p.apply_sync(r, now).unwrap();
+        assert_eq!(total(p, now), 700);
+    }
+    // A group of requests settled in one commit gives the same results.
+    x.sync(&shop);
+    assert_eq!(total(&shop, x.now), 3_000);
+    x.audit();
+}
+
+#[test]
+fn group_commit_settles_many_requests_at_once() {
+    let mut x = World::new();
+    let people: Vec<_> = (0..5).map(|_| x.wallet(WalletKind::Personal, WalletClass::II)).collect();
+    for p in &people {
+        x.fund(p, 10);
+    }
+    let reqs: Vec<_> = people.iter().map(|p| p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap()).collect();
+    let out = x.iss.sync_many(&reqs, x.now);
+    for (p, r) in people.iter().zip(out) {
+        p.apply_sync(&r.unwrap(), x.now).unwrap();
+        assert_eq!(total(p, x.now), 1_000);
+    }
+    x.audit();
+}
+
+#[test]
+fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&alice, 100);
+    x.now += 10;
+    let ks = x.iss.rotate_keys(30 * 86_400, x.now, &mut x.rng).unwrap();
+    assert_eq!(ks.set_version, 2);
+    x.now += 10;
+    // A wallet that has not synced does not know key 2 yet: notes under it are refused until it
+    // imports the new key set (which a sync also brings).
+    let b = x.iss.issue(&shop.public(), Fen(100), Earmark::None, x.now, &mut x.rng).unwrap();
+    assert!(shop.import(TbFile::Notes(b.clone()), x.now).is_err());
+    shop.import(TbFile::KeySet(ks.clone()), x.now).unwrap();
+    shop.import(TbFile::Notes(b), x.now).unwrap();
+    // New notes use key 2; old coins are still paid and accepted offline.
+    assert_eq!(shop.coins().unwrap()[0].note.key_id, 2);
+    x.pay(&alice, &shop, 1_000).unwrap();
+    x.sync(&alice);
+    assert!(alice.coins().unwrap().iter().all(|c| c.note.key_id == 2));
+    assert_eq!(alice.keyset().unwrap().set_version, 2);
+    x.audit();
+}
+
+#[test]
+fn topup_and_redeem_go_through_the_bank_account() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let req = alice.begin_sync(Fen(5_000), Fen::ZERO, x.now, &mut x.rng).unwrap();
+    alice.apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now).unwrap();
+    assert_eq!(total(&alice, x.now), 5_000);
+    let req = alice.begin_sync(Fen::ZERO, Fen(1_234), x.now, &mut x.rng).unwrap();
+    alice.apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now).unwrap();
+    assert_eq!(total(&alice, x.now), 3_766);
+    let s = x.iss.stats().unwrap();
+    assert_eq!((s.bank_in_fen, s.bank_out_fen), (5_000, 1_234));
+    // Redeeming more than comes home is refused, and nothing changes at the issuer.
+    let req = alice.begin_sync(Fen::ZERO, Fen(999_999), x.now, &mut x.rng);
+    assert!(req.is_err());
+    x.audit();
+}
+
+#[test]
+fn credits_for_a_lost_payment_file_are_collected_at_the_payees_sync() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&alice, 100);
+    // The payment file never reaches the shop; Alice syncs, which settles it to the shop.
+    let p = alice.pay(PayTarget::Direct { to: shop.public(), amount: Fen(2_500) }, x.now, &mut x.rng).unwrap();
+    x.sync(&alice);
+    let r = x.sync(&shop);
+    assert_eq!(r.collected.len(), 1);
+    assert_eq!(total(&shop, x.now), 2_500);
+    // If the file turns up later it is refused: the coin is already collected.
+    assert!(shop.receive(&p, x.now).is_err());
+    assert_eq!(total(&shop, x.now), 2_500);
+    x.audit();
+}
+
+#[test]
+fn online_payment_is_final_and_cannot_be_double_spent() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::II);
+    let jd = x.wallet(WalletKind::Merchant, WalletClass::I);
+    let other = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&alice, 100);
+    let backup = Wallet::open(alice.store().snapshot()).unwrap();
+    let p = alice.pay(PayTarget::Direct { to: jd.public(), amount: Fen(8_000) }, x.now, &mut x.rng).unwrap();
+    let conf = x.iss.pay_online(&p, x.now).unwrap();
+    assert!(conf.verify(&x.iss.keyset().unwrap(), &p).is_ok());
+    alice.confirm_online(&conf, x.now).unwrap();
+    assert_eq!(x.iss.pay_online(&p, x.now + 5).unwrap(), conf, "a replay gets the same confirmation");
+    // The rolled-back copy cannot spend the same coins online.
+    let p2 = backup.pay(PayTarget::Direct { to: other.public(), amount: Fen(8_000) }, x.now, &mut x.rng).unwrap();
+    assert!(x.iss.pay_online(&p2, x.now).is_err());
+    x.sync(&jd);
+    assert_eq!(total(&jd, x.now), 8_000);
+    x.audit();
+}
