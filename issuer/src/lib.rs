@@ -4,8 +4,10 @@
 //! wallet engine from `tongbao`.
 
 pub mod audit;
+pub mod bench;
 pub mod demo;
 pub mod ledger;
+pub mod server;
 pub mod settle;
 
 pub use ledger::{Issuer, IssuerError, LedgerStats};

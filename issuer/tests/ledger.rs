@@ -28,28 +28,66 @@ impl World {
     fn new() -> World {
         let mut rng = StdRng::seed_from_u64(7);
         let iss = Issuer::init(MemStore::new(), T0, &mut rng).unwrap();
-        World { iss: Arc::new(iss), rng, now: T0 }
+        World {
+            iss: Arc::new(iss),
+            rng,
+            now: T0,
+        }
     }
 
     fn wallet(&mut self, kind: WalletKind, class: WalletClass) -> Wallet<MemStore> {
-        let (w, reg) = Wallet::create(MemStore::new(), kind, None, self.iss.keyset().unwrap(), self.now, &mut self.rng).unwrap();
-        let cert = self.iss.certify(&reg, class, 90 * 86_400, self.now).unwrap();
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            kind,
+            None,
+            self.iss.keyset().unwrap(),
+            self.now,
+            &mut self.rng,
+        )
+        .unwrap();
+        let cert = self
+            .iss
+            .certify(&reg, class, 90 * 86_400, self.now)
+            .unwrap();
         w.import(TbFile::Certificate(cert), self.now).unwrap();
         w
     }
 
     fn fund(&mut self, w: &Wallet<MemStore>, yuan: u64) {
-        let b = self.iss.issue(&w.public(), Fen(yuan * 100), Earmark::None, self.now, &mut self.rng).unwrap();
+        let b = self
+            .iss
+            .issue(
+                &w.public(),
+                Fen(yuan * 100),
+                Earmark::None,
+                self.now,
+                &mut self.rng,
+            )
+            .unwrap();
         w.import(TbFile::Notes(b), self.now).unwrap();
     }
 
-    fn pay(&mut self, from: &Wallet<MemStore>, to: &Wallet<MemStore>, fen: u64) -> Result<(), WalletError> {
-        let p = from.pay(PayTarget::Direct { to: to.public(), amount: Fen(fen) }, self.now, &mut self.rng)?;
+    fn pay(
+        &mut self,
+        from: &Wallet<MemStore>,
+        to: &Wallet<MemStore>,
+        fen: u64,
+    ) -> Result<(), WalletError> {
+        let p = from.pay(
+            PayTarget::Direct {
+                to: to.public(),
+                amount: Fen(fen),
+            },
+            self.now,
+            &mut self.rng,
+        )?;
         to.receive(&p, self.now).map(|_| ())
     }
 
     fn sync(&mut self, w: &Wallet<MemStore>) -> tongbao::protocol::sync::SyncResponse {
-        let req = w.begin_sync(Fen::ZERO, Fen::ZERO, self.now, &mut self.rng).unwrap();
+        let req = w
+            .begin_sync(Fen::ZERO, Fen::ZERO, self.now, &mut self.rng)
+            .unwrap();
         let resp = self.iss.sync(&req, self.now).unwrap();
         w.apply_sync(&resp, self.now).unwrap();
         resp
@@ -77,9 +115,17 @@ fn offline_payments_settle_on_both_sides_and_refresh() {
     // Alice's refresh chain settles her payment transfer too (it is the change coin's history), so
     // the payment chain itself is then already settled; nothing is rejected.
     assert_eq!(r.results[0].status, CoinStatus::Accepted, "{:?}", r.results);
-    assert!(r.results.iter().all(|c| c.status != CoinStatus::Rejected), "{:?}", r.results);
+    assert!(
+        r.results.iter().all(|c| c.status != CoinStatus::Rejected),
+        "{:?}",
+        r.results
+    );
     assert_eq!(total(&alice, x.now), 6_250);
-    assert_eq!(alice.coins().unwrap()[0].hops.len(), 0, "refreshed: hops reset");
+    assert_eq!(
+        alice.coins().unwrap()[0].hops.len(),
+        0,
+        "refreshed: hops reset"
+    );
     x.audit();
     let r = x.sync(&shop);
     // The shop's coin was already settled by Alice's sync: it refreshes it.
@@ -110,14 +156,26 @@ fn double_spend_first_settled_wins_revocation_spreads_offline() {
     let r1 = x.sync(&shop1);
     assert!(r1.results.iter().all(|c| c.status == CoinStatus::Accepted));
     let r2 = x.sync(&shop2);
-    let rej = r2.results.iter().find(|c| c.status == CoinStatus::Rejected).expect("a rejection");
+    let rej = r2
+        .results
+        .iter()
+        .find(|c| c.status == CoinStatus::Rejected)
+        .expect("a rejection");
     assert_eq!(rej.reason, RejectReason::DoubleSpend);
     let proof = rej.proof.as_ref().expect("proof");
     assert!(proof.verify().is_ok());
-    assert_eq!(proof.signer, alice.public(), "the proof names exactly the cheater");
+    assert_eq!(
+        proof.signer,
+        alice.public(),
+        "the proof names exactly the cheater"
+    );
     assert!(r2.revocations.is_revoked(&alice.public()));
     assert_eq!(total(&shop1, x.now), 4_000);
-    assert_eq!(total(&shop2, x.now), 0, "the second merchant is not credited");
+    assert_eq!(
+        total(&shop2, x.now),
+        0,
+        "the second merchant is not credited"
+    );
     let stats = x.iss.stats().unwrap();
     assert_eq!(stats.double_spends, 1);
     assert_eq!(stats.losses_fen, 4_000);
@@ -126,12 +184,20 @@ fn double_spend_first_settled_wins_revocation_spreads_offline() {
     // Bob syncs (gets the new revocation list) and pays shop3, which never met the issuer.
     x.sync(&bob);
     x.pay(&bob, &shop3, 1_000).unwrap();
-    assert!(shop3.revocations().unwrap().unwrap().is_revoked(&alice.public()));
+    assert!(
+        shop3
+            .revocations()
+            .unwrap()
+            .unwrap()
+            .is_revoked(&alice.public())
+    );
     // Alice (either copy) paying shop3 offline is now refused.
     let err = x.pay(&alice, &shop3, 500).unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
     // And Alice cannot sync any more.
-    let req = alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap();
+    let req = alice
+        .begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+        .unwrap();
     assert!(x.iss.sync(&req, x.now).is_err());
     x.audit();
 }
@@ -141,16 +207,26 @@ fn replayed_sync_returns_the_same_response_and_changes_nothing() {
     let mut x = World::new();
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     x.fund(&alice, 20);
-    let req = alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap();
+    let req = alice
+        .begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+        .unwrap();
     let a = x.iss.sync(&req, x.now).unwrap();
     let before = x.iss.stats().unwrap();
     let b = x.iss.sync(&req, x.now + 10).unwrap();
     assert_eq!(a, b, "same response, byte for byte");
     assert_eq!(before, x.iss.stats().unwrap());
     // A lost answer: the wallet retries its pending request and gets the same response.
-    assert_eq!(alice.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap(), req);
+    assert_eq!(
+        alice
+            .begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+            .unwrap(),
+        req
+    );
     alice.apply_sync(&b, x.now).unwrap();
-    assert!(matches!(alice.apply_sync(&b, x.now), Err(WalletError::Replay(_))));
+    assert!(matches!(
+        alice.apply_sync(&b, x.now),
+        Err(WalletError::Replay(_))
+    ));
     assert_eq!(total(&alice, x.now), 2_000);
     x.audit();
 }
@@ -159,18 +235,29 @@ fn replayed_sync_returns_the_same_response_and_changes_nothing() {
 fn ten_wallets_sync_concurrently() {
     let mut x = World::new();
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
-    let people: Vec<_> = (0..10).map(|_| x.wallet(WalletKind::Personal, WalletClass::II)).collect();
+    let people: Vec<_> = (0..10)
+        .map(|_| x.wallet(WalletKind::Personal, WalletClass::II))
+        .collect();
     for p in &people {
         x.fund(p, 10);
         x.pay(p, &shop, 300).unwrap();
     }
-    let reqs: Vec<_> = people.iter().map(|p| p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap()).collect();
+    let reqs: Vec<_> = people
+        .iter()
+        .map(|p| {
+            p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+                .unwrap()
+        })
+        .collect();
     let now = x.now;
     let resps: Vec<_> = std::thread::scope(|s| {
-        let hs: Vec<_> = reqs.iter().map(|r| {
-            let iss = Arc::clone(&x.iss);
-            s.spawn(move || iss.sync(r, now).unwrap())
-        }).collect();
+        let hs: Vec<_> = reqs
+            .iter()
+            .map(|r| {
+                let iss = Arc::clone(&x.iss);
+                s.spawn(move || iss.sync(r, now).unwrap())
+            })
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (p, r) in people.iter().zip(&resps) {
@@ -186,11 +273,19 @@ fn ten_wallets_sync_concurrently() {
 #[test]
 fn group_commit_settles_many_requests_at_once() {
     let mut x = World::new();
-    let people: Vec<_> = (0..5).map(|_| x.wallet(WalletKind::Personal, WalletClass::II)).collect();
+    let people: Vec<_> = (0..5)
+        .map(|_| x.wallet(WalletKind::Personal, WalletClass::II))
+        .collect();
     for p in &people {
         x.fund(p, 10);
     }
-    let reqs: Vec<_> = people.iter().map(|p| p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng).unwrap()).collect();
+    let reqs: Vec<_> = people
+        .iter()
+        .map(|p| {
+            p.begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+                .unwrap()
+        })
+        .collect();
     let out = x.iss.sync_many(&reqs, x.now);
     for (p, r) in people.iter().zip(out) {
         p.apply_sync(&r.unwrap(), x.now).unwrap();
@@ -211,7 +306,10 @@ fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
     x.now += 10;
     // A wallet that has not synced does not know key 2 yet: notes under it are refused until it
     // imports the new key set (which a sync also brings).
-    let b = x.iss.issue(&shop.public(), Fen(100), Earmark::None, x.now, &mut x.rng).unwrap();
+    let b = x
+        .iss
+        .issue(&shop.public(), Fen(100), Earmark::None, x.now, &mut x.rng)
+        .unwrap();
     assert!(shop.import(TbFile::Notes(b.clone()), x.now).is_err());
     shop.import(TbFile::KeySet(ks.clone()), x.now).unwrap();
     shop.import(TbFile::Notes(b), x.now).unwrap();
@@ -228,11 +326,19 @@ fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
 fn topup_and_redeem_go_through_the_bank_account() {
     let mut x = World::new();
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
-    let req = alice.begin_sync(Fen(5_000), Fen::ZERO, x.now, &mut x.rng).unwrap();
-    alice.apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now).unwrap();
+    let req = alice
+        .begin_sync(Fen(5_000), Fen::ZERO, x.now, &mut x.rng)
+        .unwrap();
+    alice
+        .apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now)
+        .unwrap();
     assert_eq!(total(&alice, x.now), 5_000);
-    let req = alice.begin_sync(Fen::ZERO, Fen(1_234), x.now, &mut x.rng).unwrap();
-    alice.apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now).unwrap();
+    let req = alice
+        .begin_sync(Fen::ZERO, Fen(1_234), x.now, &mut x.rng)
+        .unwrap();
+    alice
+        .apply_sync(&x.iss.sync(&req, x.now).unwrap(), x.now)
+        .unwrap();
     assert_eq!(total(&alice, x.now), 3_766);
     let s = x.iss.stats().unwrap();
     assert_eq!((s.bank_in_fen, s.bank_out_fen), (5_000, 1_234));
@@ -249,7 +355,16 @@ fn credits_for_a_lost_payment_file_are_collected_at_the_payees_sync() {
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
     // The payment file never reaches the shop; Alice syncs, which settles it to the shop.
-    let p = alice.pay(PayTarget::Direct { to: shop.public(), amount: Fen(2_500) }, x.now, &mut x.rng).unwrap();
+    let p = alice
+        .pay(
+            PayTarget::Direct {
+                to: shop.public(),
+                amount: Fen(2_500),
+            },
+            x.now,
+            &mut x.rng,
+        )
+        .unwrap();
     x.sync(&alice);
     let r = x.sync(&shop);
     assert_eq!(r.collected.len(), 1);
@@ -268,15 +383,54 @@ fn online_payment_is_final_and_cannot_be_double_spent() {
     let other = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
     let backup = Wallet::open(alice.store().snapshot()).unwrap();
-    let p = alice.pay(PayTarget::Direct { to: jd.public(), amount: Fen(8_000) }, x.now, &mut x.rng).unwrap();
+    let p = alice
+        .pay(
+            PayTarget::Direct {
+                to: jd.public(),
+                amount: Fen(8_000),
+            },
+            x.now,
+            &mut x.rng,
+        )
+        .unwrap();
     let conf = x.iss.pay_online(&p, x.now).unwrap();
     assert!(conf.verify(&x.iss.keyset().unwrap(), &p).is_ok());
     alice.confirm_online(&conf, x.now).unwrap();
-    assert_eq!(x.iss.pay_online(&p, x.now + 5).unwrap(), conf, "a replay gets the same confirmation");
+    assert_eq!(
+        x.iss.pay_online(&p, x.now + 5).unwrap(),
+        conf,
+        "a replay gets the same confirmation"
+    );
     // The rolled-back copy cannot spend the same coins online.
-    let p2 = backup.pay(PayTarget::Direct { to: other.public(), amount: Fen(8_000) }, x.now, &mut x.rng).unwrap();
+    let p2 = backup
+        .pay(
+            PayTarget::Direct {
+                to: other.public(),
+                amount: Fen(8_000),
+            },
+            x.now,
+            &mut x.rng,
+        )
+        .unwrap();
     assert!(x.iss.pay_online(&p2, x.now).is_err());
     x.sync(&jd);
     assert_eq!(total(&jd, x.now), 8_000);
     x.audit();
+}
+
+#[test]
+fn settlement_load_generator_settles_everything_and_the_audit_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = issuer::bench::SettleLoad {
+        wallets: 12,
+        payments: 3,
+        group: 5,
+        threads: 2,
+        seed: 1,
+    };
+    let r = issuer::bench::run_in_process(dir.path(), load, T0).unwrap();
+    // Each wallet: 3 payments (chained on one coin) + 1 refresh transfer of its change coin.
+    assert_eq!(r.transfers, 12 * 4);
+    assert_eq!(r.payments, 36);
+    assert!(r.transfers_per_sec > 0.0 && r.baseline_ratio > 0.0);
 }

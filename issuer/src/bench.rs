@@ -1,0 +1,232 @@
+//! `issuer bench settle`: a load generator for settlement. Many wallets pay offline, then all sync
+//! at once; the issuer checks signatures on every core and settles in groups, one durable commit
+//! per group. Reports settled transfers per second, per-group latency, and the ratio to the
+//! signature-verification baseline measured on the same machine in the same run.
+//!
+//! Timing uses floating-point seconds; no money is involved.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use tongbao::protocol::certificate::{WalletClass, WalletKind};
+use tongbao::protocol::file::TbFile;
+use tongbao::protocol::note::Earmark;
+use tongbao::protocol::sync::SyncRequest;
+use tongbao::store::{MemStore, Store};
+use tongbao::wallet::{PayTarget, Wallet};
+use tongbao::{Fen, SecretKey};
+
+use crate::Issuer;
+use crate::ledger::DEFAULT_CERT_SECS;
+
+/// Load parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct SettleLoad {
+    /// Paying wallets.
+    pub wallets: usize,
+    /// Offline payments each wallet makes before syncing.
+    pub payments: usize,
+    /// Most requests settled in one group commit.
+    pub group: usize,
+    /// Threads checking signatures.
+    pub threads: usize,
+    /// Seed for every key and id.
+    pub seed: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettleReport {
+    /// Wallets that synced.
+    pub wallets: usize,
+    /// Payments made offline.
+    pub payments: usize,
+    /// Transfers the ledger newly settled (payments and refreshes).
+    pub transfers: u64,
+    /// Signatures checked while settling.
+    pub signatures: u64,
+    /// Wall time of settlement (checks and commits), seconds.
+    pub seconds: f64,
+    /// Settled transfers per second.
+    pub transfers_per_sec: f64,
+    /// Median latency of one group (check + settle + durable commit), milliseconds.
+    pub group_p50_ms: f64,
+    /// 99th percentile group latency, milliseconds.
+    pub group_p99_ms: f64,
+    /// Baseline: verify_strict signatures per second on one core.
+    pub verify_strict_per_core: f64,
+    /// Baseline: batch verification signatures per second on one core (64 per batch).
+    pub verify_batch_per_core: f64,
+    /// What the two-core batch baseline allows, in transfers per second, for the same signatures.
+    pub baseline_transfers_per_sec: f64,
+    /// transfers_per_sec / baseline_transfers_per_sec.
+    pub baseline_ratio: f64,
+}
+
+/// Builds the load (not timed): wallets pay shops offline, then each prepares its sync request.
+pub fn prepare<S: Store>(
+    iss: &Issuer<S>,
+    load: SettleLoad,
+    now: u64,
+) -> anyhow::Result<Vec<SyncRequest>> {
+    let mut rng = StdRng::seed_from_u64(load.seed);
+    let keyset = iss.keyset()?;
+    let mut shops = Vec::new();
+    for _ in 0..8 {
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            WalletKind::Merchant,
+            None,
+            keyset.clone(),
+            now,
+            &mut rng,
+        )?;
+        let cert = iss.certify(&reg, WalletClass::I, DEFAULT_CERT_SECS, now)?;
+        w.import(TbFile::Certificate(cert), now)?;
+        shops.push(w.public());
+    }
+    let mut reqs = Vec::with_capacity(load.wallets);
+    for i in 0..load.wallets {
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            WalletKind::Personal,
+            None,
+            keyset.clone(),
+            now,
+            &mut rng,
+        )?;
+        let cert = iss.certify(&reg, WalletClass::I, DEFAULT_CERT_SECS, now)?;
+        w.import(TbFile::Certificate(cert), now)?;
+        let notes = load.payments.div_ceil(8).max(1);
+        for _ in 0..notes {
+            let b = iss.issue(&w.public(), Fen(10_000), Earmark::None, now, &mut rng)?;
+            w.import(TbFile::Notes(b), now)?;
+        }
+        for j in 0..load.payments {
+            let to = shops[(i + j) % shops.len()];
+            w.pay(
+                PayTarget::Direct {
+                    to,
+                    amount: Fen(100 + j as u64),
+                },
+                now,
+                &mut rng,
+            )?;
+        }
+        reqs.push(w.begin_sync(Fen::ZERO, Fen::ZERO, now, &mut rng)?);
+    }
+    Ok(reqs)
+}
+
+/// Settles `reqs` the way `issuer serve` does: signature checks on `threads` threads, then groups
+/// of up to `group` requests, one durable commit each. Returns (seconds, per-group latencies).
+pub fn settle<S: Store + Sync>(
+    iss: &Issuer<S>,
+    reqs: &[SyncRequest],
+    group: usize,
+    threads: usize,
+    now: u64,
+) -> (f64, Vec<f64>) {
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    for chunk in reqs.chunks(group.max(1)) {
+        let t = Instant::now();
+        let per = chunk.len().div_ceil(threads.max(1));
+        let checked: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .chunks(per.max(1))
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|r| iss.precheck(r, now))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let out = iss.sync_prechecked(chunk, checked, now);
+        debug_assert!(out.iter().all(|r| r.is_ok()));
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    (start.elapsed().as_secs_f64(), latencies)
+}
+
+/// Signatures per second for `verify_strict` and for 64-signature batches, on one core.
+pub fn verify_baseline() -> (f64, f64) {
+    let keys: Vec<SecretKey> = (0..64u8)
+        .map(|i| SecretKey::from_seed(&[i.wrapping_add(1); 32]))
+        .collect();
+    let msgs: Vec<Vec<u8>> = (0..64u32)
+        .map(|i| format!("tongbao baseline {i}").into_bytes())
+        .collect();
+    let sigs: Vec<_> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let pubs: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let rounds = 30;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for ((p, m), s) in pubs.iter().zip(&msgs).zip(&sigs) {
+            let _ = p.verify(m, s, "baseline");
+        }
+    }
+    let strict = (rounds * 64) as f64 / t.elapsed().as_secs_f64();
+    let m: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let s: Vec<_> = sigs.iter().map(|s| s.dalek()).collect();
+    let p: Vec<_> = pubs.iter().map(|p| *p.dalek()).collect();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let _ = ed25519_dalek::verify_batch(&m, &s, &p);
+    }
+    let batch = (rounds * 64) as f64 / t.elapsed().as_secs_f64();
+    (strict, batch)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The whole in-process run on a fresh sled ledger in `home`.
+pub fn run_in_process(home: &Path, load: SettleLoad, now: u64) -> anyhow::Result<SettleReport> {
+    let mut rng = StdRng::seed_from_u64(load.seed ^ 0x5eed);
+    let iss = Issuer::init_dir(home, now, &mut rng)?;
+    let reqs = prepare(&iss, load, now)?;
+    let before = iss.stats()?.settled_transfers;
+    let signatures: u64 = reqs
+        .iter()
+        .map(|r| 1 + r.coins.iter().map(|c| 1 + c.hops.len() as u64).sum::<u64>())
+        .sum();
+    let (seconds, mut lat) = settle(&iss, &reqs, load.group, load.threads, now);
+    let transfers = iss.stats()?.settled_transfers - before;
+    let audit = iss.audit()?;
+    if !audit.ok {
+        anyhow::bail!("audit failed after the bench: {:?}", audit.problems);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (strict, batch) = verify_baseline();
+    let tps = transfers as f64 / seconds;
+    let baseline = 2.0 * batch * transfers as f64 / signatures.max(1) as f64;
+    Ok(SettleReport {
+        wallets: load.wallets,
+        payments: load.wallets * load.payments,
+        transfers,
+        signatures,
+        seconds,
+        transfers_per_sec: tps,
+        group_p50_ms: percentile(&lat, 0.5),
+        group_p99_ms: percentile(&lat, 0.99),
+        verify_strict_per_core: strict,
+        verify_batch_per_core: batch,
+        baseline_transfers_per_sec: baseline,
+        baseline_ratio: tps / baseline,
+    })
+}
