@@ -5,6 +5,7 @@
 //! sled store, and the pure rules the issuer's ledger applies. See docs/architecture.md for the code
 //! map and docs/protocol.md for every byte layout.
 
+pub mod client;
 pub mod codec;
 pub mod crypto;
 pub mod failpoint;

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process has the database open.
-    #[error("the wallet at {0} is in use by another process")]
+    #[error("the database at {0} is in use by another process")]
     Locked(String),
     /// Anything else from the storage engine.
     #[error("storage: {0}")]

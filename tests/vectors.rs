@@ -31,6 +31,9 @@ use tongbao::protocol::payment::{Payment, Receipt};
 use tongbao::protocol::proof::DoubleSpendProof;
 use tongbao::protocol::request::PaymentRequest;
 use tongbao::protocol::revocation::{Revocation, RevocationList, RevocationReason};
+use tongbao::protocol::sync::{
+    CoinResult, CoinStatus, Confirmation, RejectReason, SyncRequest, SyncResponse,
+};
 use tongbao::protocol::transfer::{Output, Transfer, coin_id};
 use tongbao::protocol::{Context, SignedBody, VerifyError, label};
 use tongbao::{Fen, Id, Nonce, PublicKey, SecretKey, Signature};
@@ -38,7 +41,7 @@ use tongbao::{Fen, Id, Nonce, PublicKey, SecretKey, Signature};
 #[path = "vectors/cases.rs"]
 mod cases;
 
-use cases::{SEEDS, World, build, pk};
+use cases::{NOW, SEEDS, World, build, pk};
 
 // ---------------------------------------------------------------------------------------------
 // Vectors: what they are, and how they are built.
@@ -146,6 +149,9 @@ enum Msg {
     Revocations(RevocationList),
     Proof(DoubleSpendProof),
     Bundle(NoteBundle),
+    SyncRequest(Box<SyncRequest>),
+    SyncResponse(Box<SyncResponse>),
+    Confirmation(Confirmation),
     File(Box<TbFile>),
 }
 
@@ -166,6 +172,9 @@ fn decode(kind: &str, bytes: &[u8]) -> Result<Msg, String> {
         "revocation-list" => Msg::Revocations(d(bytes)?),
         "proof" => Msg::Proof(d(bytes)?),
         "note-bundle" => Msg::Bundle(d(bytes)?),
+        "sync-request" => Msg::SyncRequest(Box::new(d(bytes)?)),
+        "sync-response" => Msg::SyncResponse(Box::new(d(bytes)?)),
+        "confirmation" => Msg::Confirmation(d(bytes)?),
         "file" => Msg::File(Box::new(
             TbFile::from_file_bytes(bytes).map_err(|e| format!("decode: {e}"))?,
         )),
@@ -192,6 +201,9 @@ impl Msg {
             Msg::Revocations(x) => x.to_bytes(),
             Msg::Proof(x) => x.to_bytes(),
             Msg::Bundle(x) => x.to_bytes(),
+            Msg::SyncRequest(x) => x.to_bytes(),
+            Msg::SyncResponse(x) => x.to_bytes(),
+            Msg::Confirmation(x) => x.to_bytes(),
             Msg::File(x) => x.to_file_bytes(),
         }
     }
@@ -264,6 +276,39 @@ impl Msg {
                 }
                 Ok(None)
             }
+            Msg::SyncRequest(q) => {
+                // As the issuer's precheck does first: the wallet's signature. (The chains are
+                // checked one by one; a bad chain is a rejected result, not a refused request.)
+                q.verify_signature().map_err(verr)?;
+                Ok(Some(q.id()))
+            }
+            Msg::SyncResponse(r) => {
+                // As alice's wallet does in `apply_sync`: the root signature, the key set as a
+                // successor of the one held, the revocation list, then the notes and certificate.
+                r.verify(&w.keyset).map_err(verr)?;
+                let ctx = Context {
+                    keys: &r.keyset,
+                    now: NOW,
+                    revoked: None,
+                };
+                for n in &r.notes {
+                    if n.holder != w.alice.public() {
+                        return Err("verify: a note for another wallet".into());
+                    }
+                    n.verify(&ctx).map_err(verr)?;
+                }
+                let c = &r.certificate;
+                if c.wallet != w.alice.public() {
+                    return Err("verify: a certificate for another wallet".into());
+                }
+                c.verify_at(&ctx, c.issued_at).map_err(verr)?;
+                Ok(Some(r.id()))
+            }
+            Msg::Confirmation(c) => {
+                // Every confirmation vector confirms (or claims to confirm) alice's payment.
+                c.verify(&w.keyset, &w.payment).map_err(verr)?;
+                Ok(Some(c.id()))
+            }
             Msg::File(f) => {
                 let inner = match f.as_ref() {
                     TbFile::KeySet(x) => Msg::KeySet(x.clone()),
@@ -275,7 +320,12 @@ impl Msg {
                     TbFile::Receipt(x) => Msg::Receipt(x.clone()),
                     TbFile::Revocations(x) => Msg::Revocations(x.clone()),
                     TbFile::Proof(x) => Msg::Proof(x.clone()),
-                    other => return Err(format!("verify: no vectors yet for a {} file", other.kind_name())),
+                    TbFile::SyncRequest(x) => Msg::SyncRequest(x.clone()),
+                    TbFile::SyncResponse(x) => Msg::SyncResponse(x.clone()),
+                    TbFile::ConfirmedPayment(p, c) => {
+                        c.verify(&w.keyset, p).map_err(verr)?;
+                        Msg::Payment(p.clone())
+                    }
                 };
                 inner.verify(w)?;
                 Ok(None)
@@ -480,6 +530,9 @@ fn doc_matches_vectors() {
         label::PAYMENT,
         label::RECEIPT,
         label::REVOCATION,
+        label::SYNC_REQUEST,
+        label::SYNC_RESPONSE,
+        label::CONFIRMATION,
         label::FILE,
     ] {
         let l = std::str::from_utf8(l).unwrap();
@@ -550,12 +603,26 @@ cases! {
     coin_unknown_version => "coin-unknown-version",
     coin_unspent => "coin-unspent",
     coin_value_not_conserved => "coin-value-not-conserved",
+    confirmation => "confirmation",
+    confirmation_bad_signature => "confirmation-bad-signature",
+    confirmation_other_issuer => "confirmation-other-issuer",
+    confirmation_other_payment => "confirmation-other-payment",
+    confirmation_trailing_byte => "confirmation-trailing-byte",
+    confirmation_truncated => "confirmation-truncated",
+    confirmation_unknown_version => "confirmation-unknown-version",
+    confirmation_weak_payee => "confirmation-weak-payee",
     file_bad_body => "file-bad-body",
     file_bad_checksum => "file-bad-checksum",
     file_bad_magic => "file-bad-magic",
+    file_confirmed_payment => "file-confirmed-payment",
+    file_confirmed_payment_bad_confirmation => "file-confirmed-payment-bad-confirmation",
+    file_confirmed_payment_no_confirmation => "file-confirmed-payment-no-confirmation",
+    file_confirmed_payment_trailing_byte => "file-confirmed-payment-trailing-byte",
     file_header_only => "file-header-only",
     file_notes => "file-notes",
     file_request => "file-request",
+    file_sync_request => "file-sync-request",
+    file_sync_response => "file-sync-response",
     file_trailing_byte => "file-trailing-byte",
     file_truncated => "file-truncated",
     file_unknown_kind => "file-unknown-kind",
@@ -634,6 +701,27 @@ cases! {
     revocation_list_truncated => "revocation-list-truncated",
     revocation_list_unknown_version => "revocation-list-unknown-version",
     revocation_list_unsorted => "revocation-list-unsorted",
+    sync_request => "sync-request",
+    sync_request_bad_signature => "sync-request-bad-signature",
+    sync_request_too_many_coins => "sync-request-too-many-coins",
+    sync_request_too_many_proofs => "sync-request-too-many-proofs",
+    sync_request_trailing_byte => "sync-request-trailing-byte",
+    sync_request_truncated => "sync-request-truncated",
+    sync_request_unknown_version => "sync-request-unknown-version",
+    sync_request_weak_wallet => "sync-request-weak-wallet",
+    sync_response => "sync-response",
+    sync_response_accepted_with_reason => "sync-response-accepted-with-reason",
+    sync_response_bad_proof_tag => "sync-response-bad-proof-tag",
+    sync_response_bad_reason => "sync-response-bad-reason",
+    sync_response_bad_signature => "sync-response-bad-signature",
+    sync_response_bad_status => "sync-response-bad-status",
+    sync_response_foreign_revocations => "sync-response-foreign-revocations",
+    sync_response_older_keyset => "sync-response-older-keyset",
+    sync_response_other_issuer => "sync-response-other-issuer",
+    sync_response_rejected_without_reason => "sync-response-rejected-without-reason",
+    sync_response_trailing_byte => "sync-response-trailing-byte",
+    sync_response_truncated => "sync-response-truncated",
+    sync_response_unknown_version => "sync-response-unknown-version",
     transfer => "transfer",
     transfer_bad_signature => "transfer-bad-signature",
     transfer_no_outputs => "transfer-no-outputs",
@@ -729,6 +817,24 @@ fn derivations_follow_the_spec() {
             w.root.public(),
             w.revocations.id(),
         ),
+        (
+            "tongbao/v1/sync-request",
+            w.sync_request.to_bytes(),
+            w.alice.public(),
+            w.sync_request.id(),
+        ),
+        (
+            "tongbao/v1/sync-response",
+            w.sync_response.to_bytes(),
+            w.root.public(),
+            w.sync_response.id(),
+        ),
+        (
+            "tongbao/v1/confirmation",
+            w.confirmation.to_bytes(),
+            w.root.public(),
+            w.confirmation.id(),
+        ),
     ];
     for (label, bytes, signer, id) in cases {
         let (signed, sig) = split(bytes);
@@ -772,6 +878,25 @@ fn derivations_follow_the_spec() {
     assert_eq!(f[13..f.len() - 8], body[..]);
     let sum = blake3::hash(&labelled("tongbao/v1/file", &f[..f.len() - 8]));
     assert_eq!(f[f.len() - 8..], sum.as_bytes()[..8]);
+    // The sync files: kinds 10 and 11 hold the message; kind 12 the payment's full encoding (its
+    // revocation list included) followed by the confirmation's.
+    for (file, kind, body) in [
+        (w.sync_request_file(), 10u8, w.sync_request.to_bytes()),
+        (w.sync_response_file(), 11, w.sync_response.to_bytes()),
+        (
+            w.confirmed_payment_file(),
+            12,
+            [w.payment.to_bytes(), w.confirmation.to_bytes()].concat(),
+        ),
+    ] {
+        let f = file.to_file_bytes();
+        assert_eq!(f[8], kind);
+        assert_eq!(f[9..13], u32::try_from(body.len()).unwrap().to_be_bytes());
+        assert_eq!(f[13..f.len() - 8], body[..]);
+    }
+    // The response names the request by its id, and the confirmation the payment by its id.
+    assert_eq!(w.sync_response.request, w.sync_request.id());
+    assert_eq!(w.confirmation.payment_id, w.payment.id());
     // Addresses: bech32m of the 32 key bytes under `tbw`.
     let alice = w.alice.public();
     let addr =
@@ -851,4 +976,202 @@ fn exhaustive_other_messages() {
     change[last] ^= 1;
     let info = Coin::decode(&change).unwrap().verify(&w.ctx()).unwrap();
     assert_eq!((info.holder, info.value), (w.alice.public(), Fen(4_500)));
+}
+
+#[test]
+fn exhaustive_sync_request() {
+    let w = World::new();
+    exhaustive("sync-request", &w.sync_request.to_bytes(), &[]);
+}
+
+#[test]
+fn exhaustive_sync_response() {
+    let w = World::new();
+    exhaustive("sync-response", &w.sync_response.to_bytes(), &[]);
+}
+
+#[test]
+fn exhaustive_confirmation() {
+    let w = World::new();
+    exhaustive("confirmation", &w.confirmation.to_bytes(), &[]);
+    exhaustive("file", &w.confirmed_payment_file().to_file_bytes(), &[]);
+}
+
+/// The sync vectors tell a story the settlement rules (`tongbao::settlement::settle_chain`, as
+/// `Issuer::sync` applies them) bear out: replayed on an in-memory ledger, it gives exactly the
+/// response's results, proof, collected coins, fresh note and certificate. See
+/// docs/protocol.md#settlement.
+#[test]
+fn sync_vectors_follow_the_settlement_rules() {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use tongbao::settlement::{CoinState, LedgerView, Overlay, settle_chain};
+
+    struct Mem(HashMap<Id, CoinState>);
+    impl LedgerView for Mem {
+        type Error = Infallible;
+        fn coin(&self, id: &Id) -> Result<Option<CoinState>, Infallible> {
+            Ok(self.0.get(id).cloned())
+        }
+    }
+
+    let w = World::new();
+    let (req, resp) = (&w.sync_request, &w.sync_response);
+    let root = w.root.public();
+    let (alice, shop, bob) = (w.alice.public(), w.shop.public(), pk(5));
+    let keys = w.settlement_keyset();
+    let ctx = Context {
+        keys: &keys,
+        now: cases::SETTLED_AT,
+        revoked: None,
+    };
+    let live = |holder: PublicKey, value: u64| CoinState::Live {
+        value: Fen(value),
+        holder,
+    };
+    // The issued notes are live; nothing else is known.
+    let base = Mem(HashMap::from([
+        (w.note.id(), live(alice, 10_000)),
+        (w.mallory_note.id(), live(pk(6), 5_000)),
+    ]));
+    let mut ov = Overlay::new(&base);
+    let mut settle = |coin: &Coin, syncing: &PublicKey| {
+        let info = coin.verify(&ctx).unwrap();
+        settle_chain(&mut ov, coin, &info, &root, syncing).unwrap()
+    };
+    let refresh = |key: &SecretKey, coin: &Coin, counter: u64, sync_id: &[u8; 16]| {
+        let out = Output {
+            holder: root,
+            value: coin.value(),
+        };
+        let t = Transfer::sign(
+            key,
+            coin.id(),
+            vec![out],
+            counter,
+            cases::T + 30,
+            Nonce(*sync_id),
+        );
+        coin.extended(t, 0)
+    };
+    // First the shop syncs: its 30.00 from alice and mallory's 50.00, both refreshed.
+    let from_mallory =
+        |t: &Transfer| Coin::from_note(w.mallory_note.clone()).extended(t.clone(), 0);
+    for c in [&w.coin, &from_mallory(&w.m2)] {
+        let o = settle(&refresh(&w.shop, c, 1, b"sync-shop-000001"), &shop);
+        assert_eq!(o.result.status, CoinStatus::Accepted);
+    }
+    // Then bob: his payment of 12.00 to alice, and his 13.00 change refreshed.
+    let bobs = Coin::from_note(w.note.clone()).extended(w.t1.clone(), 0);
+    let to_alice = bobs.extended(w.b1.clone(), 0);
+    let o = settle(&to_alice, &bob);
+    assert_eq!(o.result.status, CoinStatus::Accepted);
+    let change = bobs.extended(w.b1.clone(), 1);
+    let o = settle(
+        &refresh(&cases::sk(5), &change, 2, b"sync-bob-0000001"),
+        &bob,
+    );
+    assert_eq!(
+        (o.result.status, o.refreshed),
+        (CoinStatus::Accepted, Fen(1_300))
+    );
+
+    // Alice's request: her wallet's refresh transfers and what it reports.
+    assert!(req.verify_signature().is_ok());
+    assert_eq!(req.counter, w.payment.counter + 1);
+    let held = [
+        Coin::from_note(w.note.clone())
+            .extended(w.t1.clone(), 1)
+            .extended(w.t2.clone(), 1)
+            .extended(w.r1.clone(), 0),
+        from_mallory(&w.m1).extended(w.r2.clone(), 0),
+    ];
+    assert!(held.iter().all(|c| req.coins[..2].contains(c)));
+    for c in &req.coins[..2] {
+        let r = &c.hops.last().unwrap().transfer;
+        assert_eq!(
+            (r.counter, r.time, r.request_id),
+            (req.counter, req.time, req.sync_id)
+        );
+        assert_eq!(
+            r.outputs,
+            vec![Output {
+                holder: root,
+                value: c.value()
+            }]
+        );
+    }
+    assert_eq!(req.coins[2], w.coin);
+    assert_eq!(req.proofs, vec![w.mallory_proof.clone()]);
+    assert!(w.mallory_proof.verify().is_ok());
+
+    // Settling it, chain by chain, gives the response's results.
+    assert_eq!(req.coins.len(), resp.results.len());
+    let mut refreshed = Fen::ZERO;
+    for (coin, want) in req.coins.iter().zip(&resp.results) {
+        let o = settle(coin, &alice);
+        assert_eq!(o.result, *want);
+        refreshed = refreshed.checked_add(o.refreshed).unwrap();
+        if let Some((cheater, proof)) = o.double_spend {
+            assert_eq!((cheater, proof), (pk(6), w.mallory_proof.clone()));
+        }
+    }
+    assert_eq!(refreshed, Fen(4_500));
+    // The second spend of mallory's note was rejected: the first (to the shop) stands.
+    assert_eq!(
+        ov.get(&w.mallory_note.id()).unwrap(),
+        Some(CoinState::Spent {
+            value: Fen(5_000),
+            transfer: w.m2.clone()
+        })
+    );
+    // Credits: every live coin alice holds at the ledger is collected.
+    let changed: Vec<(Id, CoinState)> = ov.changes().map(|(i, s)| (*i, s.clone())).collect();
+    let mut credits: Vec<(Id, Fen)> = changed
+        .iter()
+        .chain(
+            base.0
+                .iter()
+                .map(|(i, s)| (*i, s.clone()))
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .filter_map(|(i, _)| match ov.get(i).unwrap() {
+            Some(CoinState::Live { value, holder }) if holder == alice => Some((*i, value)),
+            _ => None,
+        })
+        .collect();
+    credits.sort();
+    credits.dedup();
+    assert_eq!(
+        credits.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        resp.collected
+    );
+    let collected = credits.iter().map(|(_, v)| v.0).sum::<u64>();
+    assert_eq!(collected, 1_200);
+    // One fresh note: refreshed + collected + top-up - redeem, serial = the sync id.
+    let fresh = refreshed.0 + collected + req.topup.0 - req.redeem.0;
+    assert_eq!(resp.notes.len(), 1);
+    let n = &resp.notes[0];
+    assert_eq!(
+        (n.value, n.holder, n.serial),
+        (Fen(fresh), alice, req.sync_id)
+    );
+    assert_eq!((n.issued_at, n.earmark), (resp.time, Earmark::None));
+    assert_eq!(resp.redeemed, req.redeem);
+    // The renewed certificate: the next serial, counter base = the request's counter, 90 days.
+    let c = &resp.certificate;
+    assert_eq!(c.serial, w.certificate.serial + 1);
+    assert_eq!(c.counter_base, req.counter);
+    assert_eq!(
+        (c.issued_at, c.expires_at),
+        (resp.time, resp.time + 90 * 86_400)
+    );
+    assert_eq!(
+        (resp.wallet, resp.sync_id, resp.request),
+        (alice, req.sync_id, req.id())
+    );
+    // Mallory was already revoked, so the group adds no revocation: the list is unchanged.
+    assert!(resp.revocations.is_revoked(&pk(6)));
+    assert_eq!(resp.revocations, w.revocations);
 }

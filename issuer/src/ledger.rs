@@ -37,6 +37,16 @@ pub enum IssuerError {
     /// Stored state is damaged.
     #[error("issuer ledger is damaged: {0}")]
     Corrupt(String),
+    /// The request conflicts with what the ledger already holds (a sync id reused for another
+    /// request, a key already revoked).
+    #[error("{0}")]
+    Conflict(String),
+    /// The wallet is not registered with this issuer.
+    #[error("{0}")]
+    UnknownWallet(String),
+    /// A whole settlement group failed in storage; nothing of it was committed.
+    #[error("settlement failed: {0}")]
+    GroupFailed(String),
     /// The wallet's key is revoked.
     #[error("wallet {0} is revoked by the issuer")]
     Revoked(String),
@@ -292,16 +302,15 @@ impl<S: Store> Issuer<S> {
         now: u64,
     ) -> Result<Certificate, IssuerError> {
         reg.verify()?;
+        // Certification reads and writes the wallet record that settlement also writes.
+        let _guard = self.lock();
         if reg.created_at > now.saturating_add(300) {
             return Err(IssuerError::Refused(
                 "registration is dated in the future".into(),
             ));
         }
         if self.revocations()?.is_revoked(&reg.wallet) {
-            return Err(IssuerError::Refused(format!(
-                "wallet {} is revoked",
-                reg.wallet.address()
-            )));
+            return Err(IssuerError::Revoked(reg.wallet.address()));
         }
         if let Some(m) = &reg.merchant {
             match self.wallet(m)? {
@@ -372,16 +381,13 @@ impl<S: Store> Issuer<S> {
             return Err(IssuerError::Refused("amount must be above zero".into()));
         }
         let rec = self.wallet(to)?.ok_or_else(|| {
-            IssuerError::Refused(format!(
+            IssuerError::UnknownWallet(format!(
                 "no certified wallet {}: certify it first",
                 to.address()
             ))
         })?;
         if self.revocations()?.is_revoked(to) {
-            return Err(IssuerError::Refused(format!(
-                "wallet {} is revoked",
-                to.address()
-            )));
+            return Err(IssuerError::Revoked(to.address()));
         }
         let class: WalletClass = rec.class.parse().map_err(IssuerError::Corrupt)?;
         let cap = class.default_limits().balance_max;

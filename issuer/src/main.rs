@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Create a new issuer: root key, first note key, empty ledger.
     Init(cmd::init::Args),
-    /// Issuer key set: export it for wallets.
+    /// Issuer key set: export it for wallets; rotate the note key.
     Keys(cmd::keys::Args),
     /// Certify a wallet registration with an e-CNY class.
     Certify(cmd::certify::Args),
@@ -37,8 +37,16 @@ enum Command {
     Notes(cmd::notes::Args),
     /// Ledger figures.
     Ledger(cmd::ledger::Args),
+    /// Settle a sync request a wallet brought by hand; write the response for it.
+    Settle(cmd::settle::Args),
+    /// Recompute the ledger's totals from its records and check every rule.
+    Audit(cmd::audit::Args),
+    /// Revoke a wallet key (lost, stolen, fraud).
+    Revoke(cmd::revoke::Args),
     /// The whole walk-through, narrated, in a fresh directory.
     Demo(cmd::demo::Args),
+    /// The HTTP/JSON settlement service (docs/api.md).
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,7 +58,11 @@ fn main() -> ExitCode {
         Command::Issue(a) => cmd::issue::run(&ctx, a),
         Command::Notes(a) => cmd::notes::run(&ctx, a),
         Command::Ledger(a) => cmd::ledger::run(&ctx, a),
+        Command::Settle(a) => cmd::settle::run(&ctx, a),
+        Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Revoke(a) => cmd::revoke::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,6 +80,48 @@ struct Group {
     losses: BTreeMap<[u8; 32], u64>,
     /// Sync ids settled in this group (idempotency inside the group).
     sync_ids: HashSet<[u8; 16]>,
+    /// Proofs recorded in this group (each counted once).
+    proofs: HashSet<[u8; 32]>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            batch: Batch::new(),
+            totals: Totals::default(),
+            revoke: BTreeMap::new(),
+            losses: BTreeMap::new(),
+            sync_ids: HashSet::new(),
+            proofs: HashSet::new(),
+        }
+    }
+
+    /// Takes in what one request staged, once that request has fully succeeded.
+    fn merge(&mut self, part: Group) {
+        for (k, v) in part.batch.ops() {
+            match v {
+                Some(v) => self.batch.put(k.clone(), v.clone()),
+                None => self.batch.delete(k.clone()),
+            }
+        }
+        let (t, p) = (&mut self.totals, &part.totals);
+        t.issued += p.issued;
+        t.notes += p.notes;
+        t.redeemed += p.redeemed;
+        t.bank_in += p.bank_in;
+        t.bank_out += p.bank_out;
+        t.losses += p.losses;
+        t.settled_transfers += p.settled_transfers;
+        t.double_spends += p.double_spends;
+        for (k, v) in part.revoke {
+            self.revoke.entry(k).or_insert(v);
+        }
+        for (k, v) in part.losses {
+            *self.losses.entry(k).or_default() += v;
+        }
+        self.sync_ids.extend(part.sync_ids);
+        self.proofs.extend(part.proofs);
+    }
 }
 
 /// A response before the group's final key set and revocation list are known.
@@ -121,7 +163,7 @@ impl<S: Store> Issuer<S> {
             Err(e) => {
                 let msg = e.to_string();
                 reqs.iter()
-                    .map(|_| Err(IssuerError::Refused(format!("settlement failed: {msg}"))))
+                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
                     .collect()
             }
         }
@@ -132,12 +174,19 @@ impl<S: Store> Issuer<S> {
     /// refuses the request.
     pub fn precheck(&self, req: &SyncRequest, now: u64) -> Result<Prechecked, IssuerError> {
         req.verify_signature()?;
-        let mut keyset = self.keyset()?;
-        // The refresh transfer to the issuer does not count against the hop limit: a coin that
-        // arrived at the limit can still come home.
-        keyset.policy.max_hops = keyset.policy.max_hops.saturating_add(1);
+        let keyset = self.keyset()?;
+        // A refresh transfer to the issuer does not count against the hop limit (a coin that
+        // arrived at the limit can still come home); every other chain keeps the limit.
+        let mut relaxed = keyset.clone();
+        relaxed.policy.max_hops = relaxed.policy.max_hops.saturating_add(1);
+        let root = keyset.root;
         let ctx = Context {
             keys: &keyset,
+            now,
+            revoked: None,
+        };
+        let refresh_ctx = Context {
+            keys: &relaxed,
             now,
             revoked: None,
         };
@@ -146,8 +195,16 @@ impl<S: Store> Issuer<S> {
             .coins
             .iter()
             .map(|c| {
+                let refresh = c.hops.last().is_some_and(|h| {
+                    h.transfer
+                        .outputs
+                        .get(usize::from(h.index))
+                        .is_some_and(|o| o.holder == root)
+                });
                 let mut checks: Vec<SigCheck> = Vec::new();
-                let info = c.check_structure(&ctx, &mut checks).ok()?;
+                let info = c
+                    .check_structure(if refresh { &refresh_ctx } else { &ctx }, &mut checks)
+                    .ok()?;
                 verify_signatures(&checks).ok()?;
                 Some(info)
             })
@@ -162,13 +219,7 @@ impl<S: Store> Issuer<S> {
     ) -> Result<Vec<Result<SyncResponse, IssuerError>>, IssuerError> {
         let view = StoreView(&self.store);
         let mut ov = Overlay::new(&view);
-        let mut g = Group {
-            batch: Batch::new(),
-            totals: Totals::default(),
-            revoke: BTreeMap::new(),
-            losses: BTreeMap::new(),
-            sync_ids: HashSet::new(),
-        };
+        let mut g = Group::new();
         let rl = self.revocations()?;
         let mut drafts: Vec<Result<Option<Draft>, IssuerError>> = Vec::with_capacity(reqs.len());
         let mut replies: Vec<Option<SyncResponse>> = Vec::with_capacity(reqs.len());
@@ -196,13 +247,15 @@ impl<S: Store> Issuer<S> {
             }
             let result = infos.and_then(|infos| {
                 let mut child = Overlay::new(&ov);
-                let d = self.sync_one(&mut child, &mut g, &rl, req, &infos, now)?;
+                let mut part = Group::new();
+                let d = self.sync_one(&mut child, &g, &mut part, &rl, req, &infos, now)?;
                 let changes = child.into_changes();
-                Ok((d, changes))
+                Ok((d, changes, part))
             });
             match result {
-                Ok((d, changes)) => {
+                Ok((d, changes, part)) => {
                     ov.absorb(changes);
+                    g.merge(part);
                     drafts.push(Ok(Some(d)));
                 }
                 Err(e) => {
@@ -249,7 +302,7 @@ impl<S: Store> Issuer<S> {
         let resp = SyncResponse::decode(&v)
             .map_err(|e| IssuerError::Corrupt(format!("stored sync: {e}")))?;
         if resp.request != req.id() || resp.wallet != req.wallet {
-            return Ok(Some(Err(IssuerError::Refused(format!(
+            return Ok(Some(Err(IssuerError::Conflict(format!(
                 "sync id {} was already used for a different request",
                 req.sync_id.short()
             )))));
@@ -261,6 +314,7 @@ impl<S: Store> Issuer<S> {
     fn sync_one<V: LedgerView<Error = StoreError>>(
         &self,
         ov: &mut Overlay<'_, V>,
+        group: &Group,
         g: &mut Group,
         rl: &RevocationList,
         req: &SyncRequest,
@@ -269,12 +323,12 @@ impl<S: Store> Issuer<S> {
     ) -> Result<Draft, IssuerError> {
         let w = req.wallet;
         let mut record = self.wallet(&w)?.ok_or_else(|| {
-            IssuerError::Refused(format!(
+            IssuerError::UnknownWallet(format!(
                 "wallet {} is not registered with this issuer",
                 w.address()
             ))
         })?;
-        if rl.is_revoked(&w) || g.revoke.contains_key(w.as_bytes()) {
+        if rl.is_revoked(&w) || group.revoke.contains_key(w.as_bytes()) {
             return Err(IssuerError::Revoked(w.address()));
         }
         if req.counter < record.counter_base {
@@ -398,7 +452,7 @@ impl<S: Store> Issuer<S> {
         g.batch
             .put(keys::with(keys::WALLET, w.as_bytes()), json(&record)?);
         for (cheater, proof, loss) in found {
-            self.note_double_spend(g, cheater, &proof, loss, now)?;
+            self.note_double_spend(g, &group.proofs, cheater, &proof, loss, now)?;
         }
         let t = &mut g.totals;
         t.issued += fresh.0;
@@ -465,13 +519,16 @@ impl<S: Store> Issuer<S> {
     fn note_double_spend(
         &self,
         g: &mut Group,
+        earlier: &HashSet<[u8; 32]>,
         cheater: PublicKey,
         proof: &DoubleSpendProof,
         loss: Fen,
         now: u64,
     ) -> Result<(), IssuerError> {
         let pid = proof.id();
-        let known = self.store.get(&keys::with(keys::PROOF, &pid.0))?.is_some();
+        let known = earlier.contains(&pid.0)
+            || !g.proofs.insert(pid.0)
+            || self.store.get(&keys::with(keys::PROOF, &pid.0))?.is_some();
         if !known {
             g.batch
                 .put(keys::with(keys::PROOF, &pid.0), proof.to_bytes());
@@ -578,7 +635,7 @@ impl<S: Store> Issuer<S> {
         }
         let rl = self.revocations()?;
         let payee = self.wallet(&payment.payee)?.ok_or_else(|| {
-            IssuerError::Refused(format!(
+            IssuerError::UnknownWallet(format!(
                 "payee {} is not registered with this issuer",
                 payment.payee.address()
             ))
@@ -595,6 +652,15 @@ impl<S: Store> Issuer<S> {
         let mut settled = 0u64;
         for (coin, info) in payment.coins.iter().zip(&verified.coins) {
             let o = settle_chain(&mut ov, coin, info, &root, &payment.payer())?;
+            if let Some((cheater, proof)) = &o.double_spend {
+                // Refused, but the proof and the revocation are recorded (no coin changes).
+                let mut g = Group::new();
+                self.note_double_spend(&mut g, &HashSet::new(), *cheater, proof, Fen::ZERO, now)?;
+                let rl = self.apply_revocations(&mut g, self.revocations()?, now)?;
+                let _ = rl;
+                let empty = Overlay::new(&view);
+                self.commit_group(g, empty)?;
+            }
             if o.result.status != CoinStatus::Accepted {
                 let why = match o.result.reason {
                     RejectReason::DoubleSpend => {
@@ -608,16 +674,8 @@ impl<S: Store> Issuer<S> {
             settled += o.settled_transfers as u64;
         }
         let conf = Confirmation::sign(&self.root, payment, now);
-        let mut g = Group {
-            batch: Batch::new(),
-            totals: Totals {
-                settled_transfers: settled,
-                ..Totals::default()
-            },
-            revoke: BTreeMap::new(),
-            losses: BTreeMap::new(),
-            sync_ids: HashSet::new(),
-        };
+        let mut g = Group::new();
+        g.totals.settled_transfers = settled;
         g.batch
             .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
         self.commit_group(g, ov)?;
@@ -635,7 +693,7 @@ impl<S: Store> Issuer<S> {
         let _guard = self.lock();
         let rl = self.revocations()?;
         if rl.is_revoked(key) {
-            return Err(IssuerError::Refused(format!(
+            return Err(IssuerError::Conflict(format!(
                 "{} is already revoked",
                 key.address()
             )));

@@ -86,12 +86,12 @@ impl Decode for SyncRequest {
         let counter = r.u64("sync counter")?;
         let topup = Fen(r.u64("top-up")?);
         let redeem = Fen(r.u64("redeem")?);
-        let n = r.count32("sync coins", 0, MAX_SYNC_COINS, 135)?;
+        let n = r.count32("sync coins", 0, MAX_SYNC_COINS, 136)?;
         let mut coins = Vec::with_capacity(n);
         for _ in 0..n {
             coins.push(Coin::decode_from(r)?);
         }
-        let n = r.count32("sync proofs", 0, MAX_SYNC_PROOFS, 300)?;
+        let n = r.count32("sync proofs", 0, MAX_SYNC_PROOFS, 373)?;
         let mut proofs = Vec::with_capacity(n);
         for _ in 0..n {
             proofs.push(DoubleSpendProof::decode_from(r)?);
@@ -324,6 +324,11 @@ impl Decode for SyncResponse {
             } else {
                 None
             };
+            if proof.is_some() != (reason == RejectReason::DoubleSpend) {
+                return Err(DecodeError::InvalidValue(
+                    "a proof must be given exactly for double-spend rejections",
+                ));
+            }
             results.push(CoinResult {
                 coin,
                 value,
@@ -453,6 +458,7 @@ impl Confirmation {
         keys.root
             .verify(&self.signing_bytes(), &self.signature, "confirmation")?;
         if self.payment_id != payment.id()
+            || self.payer != payment.payer()
             || self.payee != payment.payee
             || self.amount != payment.amount
         {

@@ -86,6 +86,14 @@ impl<S: Store> Wallet<S> {
         now: u64,
         rng: &mut R,
     ) -> Result<Payment, WalletError> {
+        if let Some(p) = self.pending_sync()? {
+            // The issuer may collect, for this wallet, coins it receives meanwhile: paying them on
+            // before the answer is applied could spend them twice.
+            return Err(WalletError::Refused(format!(
+                "sync {} is pending: finish it (`wallet sync`, or `wallet sync --apply RESPONSE`) before paying",
+                p.sync_id.short()
+            )));
+        }
         let keyset = self.keyset()?;
         let cert = self.require_certificate()?;
         let rl = self.revocations()?;

@@ -90,6 +90,17 @@ impl<S: Store> Wallet<S> {
         let mut b = Batch::new();
         let mut coins = Vec::new();
         let mut held = Fen::ZERO;
+        // Payments made since the last sync first, so each reports as settled by its own chain.
+        for (k, v) in self.store().scan_prefix(keys::OUTBOX)? {
+            let mut e = OutboxEntry::from_stored(&v)?;
+            if e.reported_in.is_some() || e.settled_at.is_some() {
+                continue;
+            }
+            let p = OutboxEntry::payment_from_stored(&v)?;
+            coins.extend(p.coins.iter().cloned());
+            e.reported_in = Some(sync_id.to_hex());
+            b.put(k, e.to_stored()?);
+        }
         for coin in self.coins()? {
             let value = coin.value();
             held = held
@@ -116,17 +127,6 @@ impl<S: Store> Wallet<S> {
                 have: held,
                 need: redeem,
             });
-        }
-        // Payments made since the last sync, so their payees are credited.
-        for (k, v) in self.store().scan_prefix(keys::OUTBOX)? {
-            let mut e = OutboxEntry::from_stored(&v)?;
-            if e.reported_in.is_some() || e.settled_at.is_some() {
-                continue;
-            }
-            let p = OutboxEntry::payment_from_stored(&v)?;
-            coins.extend(p.coins.iter().cloned());
-            e.reported_in = Some(sync_id.to_hex());
-            b.put(k, e.to_stored()?);
         }
         let req = SyncRequest {
             wallet: self.public(),

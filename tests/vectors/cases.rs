@@ -19,8 +19,8 @@ pub const SEEDS: &[(u8, &str)] = &[
     (7, "issuer note key, key id 2 (valid from T+180 days)"),
     (3, "alice: personal wallet, class II, the payer"),
     (4, "shop: merchant wallet, the payee"),
-    (5, "bob: personal wallet, paid earlier by alice"),
-    (6, "mallory: revoked for double spending"),
+    (5, "bob: personal wallet, paid by alice, pays her 12.00"),
+    (6, "mallory: revoked for double spending (one note twice)"),
     (8, "carol: revoked, phone lost"),
     (9, "another issuer's root (malformed cases only)"),
     (10, "till: a till wallet of the shop"),
@@ -44,6 +44,20 @@ const IDENTITY: [u8; 32] = {
 const REQ_BOB: Nonce = Nonce(*b"request-bob-0001");
 const REQ_SHOP: Nonce = Nonce(*b"request-shop-042");
 const REQ_DOUBLE: Nonce = Nonce(*b"request-shop-041");
+const REQ_M1: Nonce = Nonce(*b"request-alice-01");
+const REQ_M2: Nonce = Nonce(*b"request-shop-040");
+const REQ_B1: Nonce = Nonce(*b"request-alice-02");
+/// Alice's sync id: also the request id of her refresh transfers and the serial of her fresh note.
+pub const SYNC_ID: Nonce = Nonce(*b"sync-alice-00001");
+/// When alice makes her sync request.
+pub const SYNC_AT: u64 = T + 60;
+/// When the issuer settles it.
+pub const SETTLED_AT: u64 = T + 120;
+/// When the issuer confirms the payment online, in the online variant of the story.
+pub const CONFIRMED_AT: u64 = T + 2;
+/// Alice's sync: top-up from her bank account and redemption to it.
+pub const TOPUP: Fen = Fen(10_000);
+pub const REDEEM: Fen = Fen(2_000);
 const MEMO: &str = "牛肉面 x2, 订单 42";
 
 /// Everything the vectors are made of.
@@ -71,6 +85,26 @@ pub struct World {
     pub payment: Payment,
     pub receipt: Receipt,
     pub proof: DoubleSpendProof,
+    /// A 50.00 note to mallory (seed 6), serial "tongbao-note-003", issued T-2d.
+    pub mallory_note: Note,
+    /// Mallory pays the note to alice (T-2d+600 s).
+    pub m1: Transfer,
+    /// Mallory pays the same note to the shop (T-2d+1200 s): a double spend.
+    pub m2: Transfer,
+    /// Mallory's two spends: alice caught it offline, settlement finds it again.
+    pub mallory_proof: DoubleSpendProof,
+    /// Bob spends his 25.00 from t1: 12.00 to alice, 13.00 change (T-900 s).
+    pub b1: Transfer,
+    /// Alice's refresh of her 45.00 change (the second output of t2) to the issuer root.
+    pub r1: Transfer,
+    /// Alice's refresh of mallory's 50.00 (the output of m1) to the issuer root.
+    pub r2: Transfer,
+    /// Alice's sync request: her held coins refreshed, her payment to the shop, the proof.
+    pub sync_request: SyncRequest,
+    /// The issuer's answer to it.
+    pub sync_response: SyncResponse,
+    /// The issuer's confirmation of alice's payment to the shop, settled online instead.
+    pub confirmation: Confirmation,
 }
 
 fn out(holder: PublicKey, fen: u64) -> Output {
@@ -181,6 +215,144 @@ impl World {
         .signed(&alice);
         let receipt = Receipt::sign(&shop, &payment, payment.id(), T + 5);
         let proof = DoubleSpendProof::new(a, t1.clone(), t1x.clone());
+
+        // Settlement. Mallory (already revoked above) spent a note twice, to alice and to the
+        // shop; bob paid alice 12.00 from his 25.00 and settled it; alice syncs.
+        let mallory = sk(6);
+        let serial = Nonce(*b"tongbao-note-003");
+        let mallory_note = Note::sign(
+            &note_key,
+            1,
+            serial,
+            Fen(5_000),
+            mallory.public(),
+            T - 2 * DAY,
+            Earmark::None,
+        );
+        let m1 = Transfer::sign(
+            &mallory,
+            mallory_note.id(),
+            vec![out(a, 5_000)],
+            1,
+            T - 2 * DAY + 600,
+            REQ_M1,
+        );
+        let m2 = Transfer::sign(
+            &mallory,
+            mallory_note.id(),
+            vec![out(s, 5_000)],
+            1,
+            T - 2 * DAY + 1_200,
+            REQ_M2,
+        );
+        let mallory_proof = DoubleSpendProof::new(mallory.public(), m1.clone(), m2.clone());
+        let b1_outs = vec![out(a, 1_200), out(pk(5), 1_300)];
+        let b1 = Transfer::sign(&sk(5), t1.output_coin_id(0), b1_outs, 1, T - 900, REQ_B1);
+        let root_pk = root.public();
+        let refresh = |input, value| {
+            Transfer::sign(
+                &alice,
+                input,
+                vec![out(root_pk, value)],
+                3,
+                SYNC_AT,
+                SYNC_ID,
+            )
+        };
+        let r1 = refresh(t2.output_coin_id(1), 4_500);
+        let r2 = refresh(m1.output_coin_id(0), 5_000);
+        // As `Wallet::begin_sync` builds it: the held coins in coin-id order, each extended by its
+        // refresh, then the unreported payments' coins, then every stored proof.
+        let mut held = vec![
+            (
+                Coin::from_note(note.clone())
+                    .extended(t1.clone(), 1)
+                    .extended(t2.clone(), 1),
+                r1.clone(),
+            ),
+            (
+                Coin::from_note(mallory_note.clone()).extended(m1.clone(), 0),
+                r2.clone(),
+            ),
+        ];
+        held.sort_by_key(|(c, _)| c.id());
+        let mut chains: Vec<Coin> = held.into_iter().map(|(c, r)| c.extended(r, 0)).collect();
+        chains.push(coin.clone());
+        let sync_request = SyncRequest {
+            wallet: a,
+            sync_id: SYNC_ID,
+            time: SYNC_AT,
+            counter: 3,
+            topup: TOPUP,
+            redeem: REDEEM,
+            coins: chains,
+            proofs: vec![mallory_proof.clone()],
+            signature: Signature([0; 64]),
+        }
+        .signed(&alice);
+        // The ledger before alice's sync: the shop settled t1, t2 and m2, bob settled b1. So her
+        // change refresh is newly settled, her payment was already settled, mallory's coin is a
+        // double spend, and bob's 12.00 to her is collected.
+        let results = sync_request
+            .coins
+            .iter()
+            .map(|c| {
+                let last = &c.hops.last().expect("every chain has a hop").transfer;
+                let (status, reason, proof) = if last.id() == r1.id() {
+                    (CoinStatus::Accepted, RejectReason::None, None)
+                } else if last.id() == r2.id() {
+                    (
+                        CoinStatus::Rejected,
+                        RejectReason::DoubleSpend,
+                        Some(mallory_proof.clone()),
+                    )
+                } else {
+                    (CoinStatus::AlreadySettled, RejectReason::None, None)
+                };
+                CoinResult {
+                    coin: c.id(),
+                    value: c.value(),
+                    status,
+                    reason,
+                    proof,
+                }
+            })
+            .collect();
+        let collected = vec![b1.output_coin_id(0)];
+        // 45.00 refreshed + 12.00 collected + 100.00 top-up - 20.00 redeemed.
+        let fresh_note = Note::sign(
+            &note_key,
+            1,
+            SYNC_ID,
+            Fen(4_500 + 1_200 + TOPUP.0 - REDEEM.0),
+            a,
+            SETTLED_AT,
+            Earmark::None,
+        );
+        let renewed = Certificate {
+            serial: 2,
+            counter_base: 3,
+            issued_at: SETTLED_AT,
+            expires_at: SETTLED_AT + 90 * DAY,
+            ..certificate.clone()
+        }
+        .signed(&note_key);
+        let sync_response = SyncResponse {
+            wallet: a,
+            sync_id: SYNC_ID,
+            request: sync_request.id(),
+            time: SETTLED_AT,
+            results,
+            notes: vec![fresh_note],
+            collected,
+            redeemed: REDEEM,
+            certificate: renewed,
+            keyset: keyset.clone(),
+            revocations: revocations.clone(),
+            signature: Signature([0; 64]),
+        }
+        .signed(&root);
+        let confirmation = Confirmation::sign(&root, &payment, CONFIRMED_AT);
         World {
             root,
             note_key,
@@ -201,6 +373,16 @@ impl World {
             payment,
             receipt,
             proof,
+            mallory_note,
+            m1,
+            m2,
+            mallory_proof,
+            b1,
+            r1,
+            r2,
+            sync_request,
+            sync_response,
+            confirmation,
         }
     }
 
@@ -222,6 +404,26 @@ impl World {
 
     pub fn request_file(&self) -> TbFile {
         TbFile::Request(self.request.clone())
+    }
+
+    pub fn sync_request_file(&self) -> TbFile {
+        TbFile::SyncRequest(Box::new(self.sync_request.clone()))
+    }
+
+    pub fn sync_response_file(&self) -> TbFile {
+        TbFile::SyncResponse(Box::new(self.sync_response.clone()))
+    }
+
+    pub fn confirmed_payment_file(&self) -> TbFile {
+        TbFile::ConfirmedPayment(Box::new(self.payment.clone()), self.confirmation.clone())
+    }
+
+    /// The issuer's key set for checking a sync request's chains: the refresh transfer does not
+    /// count against the hop limit (`Issuer::precheck`).
+    pub fn settlement_keyset(&self) -> IssuerKeySet {
+        let mut k = self.keyset.clone();
+        k.policy.max_hops = k.policy.max_hops.saturating_add(1);
+        k
     }
 
     pub fn notes_file(&self) -> TbFile {
@@ -339,6 +541,7 @@ pub fn build() -> Vec<Vector> {
     registrations_and_certificates(&w, &mut b);
     requests_payments_receipts(&w, &mut b);
     revocations_proofs_files(&w, &mut b);
+    sync_and_confirmations(&w, &mut b);
     let mut out = b.out;
     for v in out
         .iter_mut()
@@ -615,8 +818,8 @@ fn revocations_proofs_files(w: &World, b: &mut Builder) {
         "Magic and version only.", rf[..8].to_vec());
     b.err("file-unknown-version", "decode: malformed: unknown file version 2",
         "Container version 2.", set(&rf, 7, &[2]));
-    b.err("file-unknown-kind", "decode: malformed: invalid file kind tag 10",
-        "Kind 10 (checksum recomputed).", reseal(set(&rf, 8, &[10])));
+    b.err("file-unknown-kind", "decode: malformed: invalid file kind tag 200",
+        "Kind 200, which no message has (checksum recomputed).", reseal(set(&rf, 8, &[200])));
     b.err("file-truncated", "decode: malformed: truncated: input ends inside file body",
         "The last byte is missing.", rf[..rf.len() - 1].to_vec());
     b.err("file-trailing-byte", "decode: malformed: 1 trailing byte(s) after the message",
@@ -626,4 +829,134 @@ fn revocations_proofs_files(w: &World, b: &mut Builder) {
     b.err("file-bad-body", "decode: malformed: request memo is not valid UTF-8",
         "A checksum-valid file whose body does not decode (memo byte 0xff).",
         reseal(set(&rf, 13 + 58, &[0xff])));
+}
+
+/// Where each result of `resp` starts, and its length.
+fn result_spans(resp: &SyncResponse) -> Vec<(usize, usize)> {
+    let mut at = 93;
+    resp.results
+        .iter()
+        .map(|r| {
+            let len = 43 + r.proof.as_ref().map_or(0, |p| p.to_bytes().len());
+            let span = (at, len);
+            at += len;
+            span
+        })
+        .collect()
+}
+
+/// A file of `kind` holding `body` as is, whatever it is.
+fn raw_file(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).unwrap();
+    reseal([b"TONGBAO", &[1u8, kind][..], &be32(len), body, &[0u8; 8]].concat())
+}
+
+#[rustfmt::skip]
+fn sync_and_confirmations(w: &World, b: &mut Builder) {
+    b.kind = "sync-request";
+    let req = w.sync_request.to_bytes();
+    b.ok("sync-request", &[
+        "Alice syncs at T+60 s with sync id \"sync-alice-00001\", counter 3 (her last payment was 2), a top-up of",
+        "100.00 and a redemption of 20.00. Chains, as her wallet builds them: her two held coins in",
+        "coin-id order, each ending in a refresh transfer to the issuer root (counter 3, time T+60 s,",
+        "request id = the sync id): mallory's 50.00 (note, mallory's transfer to her, refresh) and",
+        "her 45.00 change (note, t1, t2, refresh); then the coin of her",
+        "unreported payment to the shop, as paid. Then the proof of mallory's double spend, which she",
+        "caught offline. Checked here by its signature, as the issuer's precheck does first.",
+    ], req.clone());
+    b.framing("sync-request", "sync request", "sync signature", &req);
+    b.err("sync-request-weak-wallet", "decode: sync wallet is not a valid ed25519 public key",
+        "The wallet is the identity point.", set(&req, 1, &IDENTITY));
+    b.err("sync-request-too-many-coins", "decode: sync coins count 4294967295 is outside 0..=100000",
+        "Chain count 2^32-1.", set(&req, 81, &be32(u32::MAX)));
+    let proofs_at = req.len() - 64 - w.mallory_proof.to_bytes().len() - 4;
+    b.err("sync-request-too-many-proofs", "decode: sync proofs count 10001 is outside 0..=10000",
+        "Proof count 10001.", set(&req, proofs_at, &be32(10_001)));
+    b.err("sync-request-bad-signature", "verify: bad signature on sync request",
+        "One bit of the wallet signature flipped.", flip(&req, req.len() - 64));
+
+    b.kind = "sync-response";
+    let resp = w.sync_response.to_bytes();
+    let spans = result_spans(&w.sync_response);
+    let pos = |st: CoinStatus| w.sync_response.results.iter().position(|r| r.status == st).unwrap();
+    let (acc, _) = spans[pos(CoinStatus::Accepted)];
+    let (rej, _) = spans[pos(CoinStatus::Rejected)];
+    b.ok("sync-response", &[
+        "The issuer's answer at T+120 s, signed by the root: one result per chain in request order",
+        "(mallory's coin rejected as a double spend with the proof, because the shop settled mallory's other",
+        "transfer first; alice's change accepted; her payment already settled, by the shop's own sync),",
+        "one fresh note of 137.00 (45.00 refreshed + 12.00 collected + 100.00 top-up - 20.00 redeemed;",
+        "key 1, serial = the sync id, issued T+120 s), the id of bob's 12.00 to alice collected, 20.00",
+        "redeemed, her renewed certificate (serial 2, counter base 3, T+120 s to T+120 s+90d), the key",
+        "set and the revocation list above. Verified as alice's wallet does: root signature, key set",
+        "successor, revocation list, the note and the certificate are hers and valid.",
+    ], resp.clone());
+    b.framing("sync-response", "sync response", "sync response signature", &resp);
+    b.err("sync-response-bad-status", "decode: invalid result status tag 4",
+        "The accepted result's status tag set to 4.", set(&resp, acc + 40, &[4]));
+    b.err("sync-response-bad-reason", "decode: invalid reject reason tag 6",
+        "The rejected result's reason tag set to 6.", set(&resp, rej + 41, &[6]));
+    b.err("sync-response-rejected-without-reason",
+        "decode: invalid reject reason must be given exactly for rejections",
+        "The rejected result's reason set to 0 (none).", set(&resp, rej + 41, &[0]));
+    b.err("sync-response-accepted-with-reason",
+        "decode: invalid reject reason must be given exactly for rejections",
+        "The accepted result given reason 2 (invalid).", set(&resp, acc + 41, &[2]));
+    b.err("sync-response-bad-proof-tag", "decode: invalid result proof tag 2",
+        "The accepted result's proof option tag set to 2.", set(&resp, acc + 42, &[2]));
+    b.err("sync-response-bad-signature", "verify: bad signature on sync response",
+        "One bit of the root signature flipped.", flip(&resp, resp.len() - 64));
+    let other = w.sync_response.clone().signed(&sk(9));
+    b.err("sync-response-other-issuer", "verify: bad signature on sync response",
+        "The same response signed by another issuer's root (seed 9).", other.to_bytes());
+    let old_keys = IssuerKeySet::sign(&w.root, 1, T - 60 * DAY, Policy::default(),
+        w.keyset.keys.clone());
+    let older = SyncResponse { keyset: old_keys, ..w.sync_response.clone() }.signed(&w.root);
+    b.err("sync-response-older-keyset", "verify: issuer key set version 1 is older than the one held (2)",
+        "Validly signed, but carrying key set version 1 while the wallet holds version 2.", older.to_bytes());
+    let foreign = RevocationList::sign(&sk(9), 3, T - 7_200, w.revocations.entries.clone());
+    let foreign = SyncResponse { revocations: foreign, ..w.sync_response.clone() }.signed(&w.root);
+    b.err("sync-response-foreign-revocations", "verify: from another issuer",
+        "Validly signed by the root, but carrying a revocation list signed by another issuer (seed 9).",
+        foreign.to_bytes());
+
+    b.kind = "confirmation";
+    let conf = w.confirmation.to_bytes();
+    b.ok("confirmation", &[
+        "Had the shop settled alice's payment online instead: the issuer root's confirmation of it",
+        "(payment id, payer alice, payee the shop, 30.00) at T+2 s. Checked against the payment above.",
+    ], conf.clone());
+    b.framing("confirmation", "confirmation", "confirmation signature", &conf);
+    b.err("confirmation-weak-payee", "decode: confirmed payee is not a valid ed25519 public key",
+        "The payee is the identity point.", set(&conf, 65, &IDENTITY));
+    b.err("confirmation-bad-signature", "verify: bad signature on confirmation",
+        "One bit of the root signature flipped.", flip(&conf, conf.len() - 64));
+    let mut other = Confirmation { amount: Fen(3_001), ..w.confirmation.clone() };
+    other.signature = w.root.sign(&other.signing_bytes());
+    b.err("confirmation-other-payment", "verify: the confirmation is for another payment",
+        "Validly signed by the root, but for 30.01 while the payment is 30.00.", other.to_bytes());
+    let mut forged = w.confirmation.clone();
+    forged.signature = sk(9).sign(&forged.signing_bytes());
+    b.err("confirmation-other-issuer", "verify: bad signature on confirmation",
+        "Signed by another issuer's root (seed 9).", forged.to_bytes());
+
+    b.kind = "file";
+    b.ok("file-sync-request", &["The sync request above in a file (kind 10), as carried to the issuer by hand."],
+        w.sync_request_file().to_file_bytes());
+    b.ok("file-sync-response", &["The sync response above in a file (kind 11)."],
+        w.sync_response_file().to_file_bytes());
+    let cf = w.confirmed_payment_file().to_file_bytes();
+    b.ok("file-confirmed-payment", &[
+        "A confirmed online payment (kind 12): the payment above (with its revocation list), then",
+        "the confirmation. Both are checked: the confirmation against the payment, the payment as the shop receives it.",
+    ], cf.clone());
+    let pay = w.payment.to_bytes();
+    b.err("file-confirmed-payment-no-confirmation", "decode: malformed: truncated: input ends inside confirmation",
+        "Kind 12 holding only the payment.", raw_file(12, &pay));
+    b.err("file-confirmed-payment-trailing-byte", "decode: malformed: 1 trailing byte(s) after the message",
+        "Kind 12 with one byte after the confirmation (checksum recomputed).",
+        raw_file(12, &[&pay[..], &conf[..], &[0]].concat()));
+    b.err("file-confirmed-payment-bad-confirmation", "verify: bad signature on confirmation",
+        "One bit of the confirmation's signature flipped (checksum recomputed).",
+        reseal(flip(&cf, cf.len() - 8 - 64)));
 }

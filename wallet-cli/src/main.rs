@@ -10,12 +10,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Tongbao wallet: hold and pay offline digital RMB.
+/// Tongbao wallet: hold and pay offline digital RMB; settle with the issuer when back online.
 ///
 /// Exit codes: 0 success, 1 refused or invalid input (nothing changed), 2 usage.
-/// TONGBAO_NOW (RFC 3339) overrides the clock.
+/// TONGBAO_NOW (RFC 3339) overrides the clock. TONGBAO_ISSUER_URL overrides the issuer service URL
+/// recorded by `wallet init --issuer`.
 #[derive(Parser)]
-#[command(name = "wallet", version, about, long_about = None)]
+#[command(
+    name = "wallet",
+    version,
+    about,
+    long_about = None,
+    after_help = "Offline: pay, receive, request. Online (the issuer service): init --issuer, sync, topup, \
+                  redeem, pay --online; air-gapped: sync --out FILE, then sync --apply FILE.\n\
+                  Exit codes: 0 success, 1 refused or invalid input (one line `error: ...`), 2 usage.\n\
+                  Environment: TONGBAO_WALLET (--wallet), TONGBAO_ISSUER_URL (--issuer), TONGBAO_NOW \
+                  (RFC 3339 clock override)."
+)]
 struct Cli {
     /// Wallet directory (one sled database per wallet).
     #[arg(long, global = true, env = "TONGBAO_WALLET", value_name = "DIR")]
@@ -26,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a wallet and write its registration for the issuer.
+    /// Create a wallet: register online (--issuer URL), or write a registration (--issuer-keys).
     Init(cmd::init::Args),
     /// Print this wallet's address.
     Address(cmd::address::Args),
@@ -36,10 +47,16 @@ enum Command {
     Balance(cmd::balance::Args),
     /// Make a payment request (a code for the payer).
     Request(cmd::request::Args),
-    /// Pay a request or an address, offline; writes the payment file.
+    /// Pay a request or an address, offline (or --online: settled at once); writes the file.
     Pay(cmd::pay::Args),
-    /// Receive a payment file offline; optionally write the receipt.
+    /// Receive a payment file offline (or a confirmed one); optionally write the receipt.
     Receive(cmd::receive::Args),
+    /// Settle with the issuer: payments made, coins held and proofs caught; fresh notes back.
+    Sync(cmd::sync::Args),
+    /// Top up from the linked bank account (a sync with the issuer service).
+    Topup(cmd::topup::Args),
+    /// Redeem to the linked bank account (a sync with the issuer service).
+    Redeem(cmd::redeem::Args),
     /// Show the history.
     History(cmd::history::Args),
     /// Payments made without a receipt yet; export one again.
@@ -64,6 +81,9 @@ fn main() -> ExitCode {
         Command::Request(a) => cmd::request::run(&ctx, a),
         Command::Pay(a) => cmd::pay::run(&ctx, a),
         Command::Receive(a) => cmd::receive::run(&ctx, a),
+        Command::Sync(a) => cmd::sync::run(&ctx, a),
+        Command::Topup(a) => cmd::topup::run(&ctx, a),
+        Command::Redeem(a) => cmd::redeem::run(&ctx, a),
         Command::History(a) => cmd::history::run(&ctx, a),
         Command::Outbox(a) => cmd::outbox::run(&ctx, a),
         Command::Proofs(a) => cmd::proofs::run(&ctx, a),

@@ -38,13 +38,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             other.kind_name()
         ),
     };
-    let iss = ctx.open()?;
-    let cert = iss.certify(
-        &reg,
-        a.class,
-        a.valid_for.unwrap_or(DEFAULT_CERT_SECS),
-        ctx.now,
-    )?;
+    let cert = match super::operator::open(ctx)? {
+        super::operator::Ledger::Direct(iss) => iss.certify(
+            &reg,
+            a.class,
+            a.valid_for.unwrap_or(DEFAULT_CERT_SECS),
+            ctx.now,
+        )?,
+        super::operator::Ledger::Service(c) => c.certify(&reg, a.class, a.valid_for)?,
+    };
     write_file(&a.out, &TbFile::Certificate(cert.clone()))?;
     if a.json {
         return super::json(&serde_json::json!({

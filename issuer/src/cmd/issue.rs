@@ -27,8 +27,12 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     check_new_output(&a.out)?;
     let to = PublicKey::from_address(&a.to)?;
-    let iss = ctx.open()?;
-    let bundle = iss.issue(&to, a.amount, Earmark::None, ctx.now, &mut rand::rng())?;
+    let bundle = match super::operator::open(ctx)? {
+        super::operator::Ledger::Direct(iss) => {
+            iss.issue(&to, a.amount, Earmark::None, ctx.now, &mut rand::rng())?
+        }
+        super::operator::Ledger::Service(c) => c.issue(&to, a.amount)?.notes,
+    };
     write_file(&a.out, &TbFile::Notes(bundle.clone()))?;
     let ids: Vec<String> = bundle.notes.iter().map(|n| n.id().to_hex()).collect();
     if a.json {

@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod audit;
 pub mod certify;
 pub mod demo;
 pub mod init;
@@ -7,6 +8,10 @@ pub mod issue;
 pub mod keys;
 pub mod ledger;
 pub mod notes;
+pub mod operator;
+pub mod revoke;
+pub mod serve;
+pub mod settle;
 
 use std::path::{Path, PathBuf};
 

@@ -10,11 +10,15 @@ pub mod outbox;
 pub mod pay;
 pub mod proofs;
 pub mod receive;
+pub mod redeem;
 pub mod request;
+pub mod sync;
+pub mod topup;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use tongbao::client::IssuerClient;
 use tongbao::protocol::file::{self, TbFile};
 use tongbao::store::SledStore;
 use tongbao::wallet::Wallet;
@@ -70,6 +74,18 @@ pub fn write(path: &Path, f: &TbFile) -> anyhow::Result<()> {
 /// Refuses a `--out` that exists or cannot be created, before anything changes.
 pub fn check_new_output(path: &Path) -> anyhow::Result<()> {
     Ok(file::check_new_output(path)?)
+}
+
+/// The issuer service to talk to: `--issuer URL` (or `TONGBAO_ISSUER_URL`, which clap reads into
+/// the same argument), else the URL recorded by `wallet init --issuer`.
+pub fn issuer_client(w: &Wallet<SledStore>, given: Option<&str>) -> anyhow::Result<IssuerClient> {
+    let url = match given {
+        Some(u) => u.to_string(),
+        None => w.issuer_url()?.context(
+            "this wallet has no issuer URL (it was set up from a key set file): give --issuer URL or set TONGBAO_ISSUER_URL",
+        )?,
+    };
+    Ok(IssuerClient::new(&url)?)
 }
 
 /// A short id for people.

@@ -1,4 +1,5 @@
-//! `wallet pay`: pay a request or an address offline and write the payment file.
+//! `wallet pay`: pay a request or an address offline and write the payment file; with `--online`,
+//! also settle it at the issuer service at once and write the confirmed payment instead.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use tongbao::protocol::request::PaymentRequest;
 use tongbao::wallet::PayTarget;
 use tongbao::{Fen, PublicKey, SignedBody as _};
 
-use super::{Ctx, check_new_output, read, write};
+use super::{Ctx, check_new_output, issuer_client, read, write};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["request", "to"])))]
@@ -25,6 +26,19 @@ pub struct Args {
     /// Where to write the payment file.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Also settle the payment at the issuer service now: the file then carries the issuer's
+    /// confirmation, final for the payee. If the issuer cannot be reached, the plain payment is
+    /// written and settles at the next sync.
+    #[arg(long)]
+    online: bool,
+    /// The issuer service for --online (default: the URL recorded by `wallet init --issuer`).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TONGBAO_ISSUER_URL",
+        requires = "online"
+    )]
+    issuer: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -44,16 +58,51 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         (None, None) => bail!("give --request or --to"),
     };
     let w = ctx.open()?;
+    // Resolved before paying, so that a missing issuer URL changes nothing.
+    let client = if a.online {
+        Some(issuer_client(&w, a.issuer.as_deref())?)
+    } else {
+        None
+    };
     // Committed (coins spent, payment in the outbox) before the file is written.
     let payment = w.pay(target, ctx.now, &mut rand::rng())?;
     let id = payment.id();
     tongbao::failpoint::hit("pay-after-commit");
-    write(&a.out, &TbFile::Payment(Box::new(payment.clone()))).with_context(|| {
+    let again = || {
         format!(
             "the payment is committed; write it again with `wallet outbox export {}`",
             id.short()
         )
-    })?;
+    };
+    // Online: the issuer settles it now; its confirmation makes the payment final for the payee.
+    let (settled, unsettled_why) = match &client {
+        None => (None, None),
+        Some(c) => match c.pay(&payment) {
+            Ok(conf) => match w.confirm_online(&conf, ctx.now) {
+                Ok(()) => (Some(conf), None),
+                Err(e) => (
+                    None,
+                    Some((
+                        true,
+                        format!("the issuer's confirmation does not check: {e}"),
+                    )),
+                ),
+            },
+            Err(e) => (None, Some((e.is_refusal(), e.to_string()))),
+        },
+    };
+    let file = match &settled {
+        Some(conf) => TbFile::ConfirmedPayment(Box::new(payment.clone()), conf.clone()),
+        None => TbFile::Payment(Box::new(payment.clone())),
+    };
+    write(&a.out, &file).with_context(again)?;
+    if let Some((true, why)) = &unsettled_why {
+        bail!(
+            "{why}; payment {} is committed and written, unconfirmed, to {}",
+            id.short(),
+            a.out.display()
+        );
+    }
     if a.json {
         return crate::out::json(&serde_json::json!({
             "payment_id": id.to_hex(),
@@ -61,6 +110,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             "amount_fen": payment.amount.0,
             "coins": payment.coins.len(),
             "file": a.out,
+            "settled": settled.is_some(),
+            "settled_at": settled.as_ref().map(|c| c.settled_at),
+            "unsettled_reason": unsettled_why.as_ref().map(|(_, w)| w),
         }));
     }
     println!(
@@ -70,10 +122,26 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         id.short(),
         payment.coins.len()
     );
-    println!(
-        "payment written to {}: hand it to the payee",
-        a.out.display()
-    );
+    match (&settled, &unsettled_why) {
+        (Some(_), _) => {
+            println!("settled at the issuer now: final for the payee");
+            println!(
+                "confirmed payment written to {}: hand it to the payee",
+                a.out.display()
+            );
+        }
+        (None, Some((_, why))) => {
+            println!("not settled online ({why}): it will settle at the next sync");
+            println!(
+                "payment written to {}: hand it to the payee",
+                a.out.display()
+            );
+        }
+        (None, None) => println!(
+            "payment written to {}: hand it to the payee",
+            a.out.display()
+        ),
+    }
     Ok(())
 }
 

@@ -1,4 +1,6 @@
-//! `wallet receive FILE`: verify a payment offline, store its coins, sign a receipt.
+//! `wallet receive FILE`: verify a payment offline, store its coins, sign a receipt. A confirmed
+//! payment (`wallet pay --online`) also carries the issuer's confirmation, checked here: it is
+//! settled at the issuer already, final.
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use super::{Ctx, check_new_output, read, write};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The payment file.
+    /// The payment file (plain, or confirmed by the issuer).
     file: PathBuf,
     /// Write the signed receipt here (for the payer).
     #[arg(long, value_name = "FILE")]
@@ -25,8 +27,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     if let Some(out) = &a.receipt_out {
         check_new_output(out)?;
     }
-    let payment = match read(&a.file)? {
-        TbFile::Payment(p) => p,
+    let (payment, confirmation) = match read(&a.file)? {
+        TbFile::Payment(p) => (p, None),
+        TbFile::ConfirmedPayment(p, c) => (p, Some(c)),
         other => bail!(
             "{} is a {}, not a payment",
             a.file.display(),
@@ -34,6 +37,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         ),
     };
     let w = ctx.open()?;
+    if let Some(c) = &confirmation {
+        c.verify(&w.keyset()?, &payment)
+            .context("the issuer's confirmation in the file does not check")?;
+    }
     let got = match w.receive(&payment, ctx.now) {
         Ok(g) => g,
         Err(e @ WalletError::Replay(_)) => {
@@ -43,6 +50,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 bail!("{e} (receipt written again to {})", out.display());
             }
             return Err(e.into());
+        }
+        Err(e) if confirmation.is_some() && w.public() == payment.payee => {
+            // The issuer has settled it to this wallet already: the value is not lost.
+            bail!(
+                "{e} (the issuer settled this payment to this wallet: its value arrives with the next `wallet sync`)"
+            )
         }
         Err(e) => return Err(e.into()),
     };
@@ -58,6 +71,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             "amount_fen": got.amount.0,
             "memo": got.memo,
             "receipt": a.receipt_out,
+            "settled": confirmation.is_some(),
+            "settled_at": confirmation.as_ref().map(|c| c.settled_at),
         }));
     }
     let memo = got
@@ -71,6 +86,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         got.payer.address(),
         got.payment_id.short()
     );
+    if let Some(c) = &confirmation {
+        println!(
+            "settled at the issuer (final) at {}",
+            tongbao::time::format_rfc3339(c.settled_at)
+        );
+    }
     if let Some(out) = &a.receipt_out {
         println!("receipt written to {}: hand it to the payer", out.display());
     }
