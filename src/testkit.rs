@@ -175,6 +175,7 @@ impl Fixture {
             coins: paid,
             signature: Signature([0; 64]),
             revocations: None,
+            keyset: None,
         }
         .signed(payer)
     }

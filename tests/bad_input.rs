@@ -403,6 +403,7 @@ impl LibPayer {
             coins: vec![coin.extended(t, 0)],
             signature: Signature([0; 64]),
             revocations: None,
+            keyset: None,
         }
         .signed(&self.key)
     }

@@ -797,11 +797,11 @@ fn derivations_follow_the_spec() {
         ),
         (
             "tongbao/v1/payment",
-            w.payment_without_revocations().to_bytes()[..]
-                .split_last()
-                .unwrap()
-                .1
-                .to_vec(),
+            {
+                // Signing bytes end before the signature and the two trailing option tags.
+                let b = w.payment_without_revocations().to_bytes();
+                b[..b.len() - 2].to_vec()
+            },
             w.alice.public(),
             w.payment.id(),
         ),
@@ -840,16 +840,17 @@ fn derivations_follow_the_spec() {
         let (signed, sig) = split(bytes);
         check(label, &signed, &sig, &signer, id);
     }
-    // The payment without its list ends in the option tag 0; the full payment is that prefix,
-    // tag 1 and the list.
+    // The payment without its list ends in the option tags 0 (revocation list) and 0 (key set);
+    // the full payment is that prefix, tag 1, the list, and the key set tag 0.
     let bare = w.payment_without_revocations().to_bytes();
-    assert_eq!(bare.last(), Some(&0));
+    assert_eq!(&bare[bare.len() - 2..], &[0, 0]);
     assert_eq!(
         w.payment.to_bytes(),
         [
-            &bare[..bare.len() - 1],
+            &bare[..bare.len() - 2],
             &[1u8][..],
-            &w.revocations.to_bytes()
+            &w.revocations.to_bytes(),
+            &[0u8][..]
         ]
         .concat()
     );

@@ -301,6 +301,8 @@ fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
     x.now += 10;
+    let ks_v1 = x.iss.keyset().unwrap();
+    let stale = x.wallet(WalletKind::Merchant, WalletClass::I); // certified before the rotation
     let ks = x.iss.rotate_keys(30 * 86_400, x.now, &mut x.rng).unwrap();
     assert_eq!(ks.set_version, 2);
     x.now += 10;
@@ -319,6 +321,11 @@ fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
     x.sync(&alice);
     assert!(alice.coins().unwrap().iter().all(|c| c.note.key_id == 2));
     assert_eq!(alice.keyset().unwrap().set_version, 2);
+    // A merchant that has never synced since the rotation still takes Alice's new money: the
+    // payment carries the newer key set, which it checks against the issuer root and adopts.
+    assert_eq!(stale.keyset().unwrap(), ks_v1);
+    x.pay(&alice, &stale, 500).unwrap();
+    assert_eq!(stale.keyset().unwrap().set_version, 2);
     x.audit();
 }
 
@@ -433,4 +440,47 @@ fn settlement_load_generator_settles_everything_and_the_audit_passes() {
     assert_eq!(r.transfers, 12 * 4);
     assert_eq!(r.payments, 36);
     assert!(r.transfers_per_sec > 0.0 && r.baseline_ratio > 0.0);
+}
+
+#[test]
+fn a_refused_sync_is_abandoned_and_its_coins_come_back() {
+    let mut x = World::new();
+    let alice = x.wallet(WalletKind::Personal, WalletClass::IV); // balance cap ¥1000
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&alice, 100);
+    x.pay(&alice, &shop, 1_000).unwrap();
+    // A top-up that would take Alice over her class cap: refused, nothing changes at the issuer.
+    let req = alice
+        .begin_sync(Fen(95_000), Fen::ZERO, x.now, &mut x.rng)
+        .unwrap();
+    let before = x.iss.stats().unwrap();
+    assert!(x.iss.sync(&req, x.now).is_err());
+    assert_eq!(before, x.iss.stats().unwrap());
+    assert_eq!(
+        total(&alice, x.now),
+        0,
+        "the coins are in the pending request"
+    );
+    assert!(
+        alice
+            .pay(
+                PayTarget::Direct {
+                    to: shop.public(),
+                    amount: Fen(100)
+                },
+                x.now,
+                &mut x.rng
+            )
+            .is_err()
+    );
+    let restored = alice.abandon_sync("refused", x.now).unwrap();
+    assert_eq!(restored, Fen(9_000));
+    assert_eq!(total(&alice, x.now), 9_000);
+    // The coins are spendable again, and the next sync settles the payment it carried.
+    x.pay(&alice, &shop, 500).unwrap();
+    x.sync(&alice);
+    assert_eq!(total(&alice, x.now), 8_500);
+    x.sync(&shop);
+    assert_eq!(total(&shop, x.now), 1_500);
+    x.audit();
 }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use super::certificate::{Certificate, WalletKind};
 use super::coin::{Coin, CoinInfo, Link, SigCheck, verify_signatures};
+use super::keyset::IssuerKeySet;
 use super::note::Earmark;
 use super::revocation::RevocationList;
 use super::{Context, SignedBody, VERSION, VerifyError, label};
@@ -42,6 +43,10 @@ pub struct Payment {
     /// The newest revocation list the payer holds, passed on (issuer-signed, not covered by the
     /// payer's signature).
     pub revocations: Option<RevocationList>,
+    /// The payer's issuer key set when it is newer than the first (after a key rotation), passed
+    /// on so a receiver that has not synced can check notes and certificates under the new key
+    /// (root-signed, not covered by the payer's signature).
+    pub keyset: Option<IssuerKeySet>,
 }
 
 impl SignedBody for Payment {
@@ -74,6 +79,13 @@ impl Encode for Payment {
                 l.encode(out);
             }
         }
+        match &self.keyset {
+            None => out.put_u8(0),
+            Some(k) => {
+                out.put_u8(1);
+                k.encode(out);
+            }
+        }
     }
 }
 
@@ -101,6 +113,11 @@ impl Decode for Payment {
         } else {
             None
         };
+        let keyset = if r.option_tag("payment key set")? {
+            Some(IssuerKeySet::decode_from(r)?)
+        } else {
+            None
+        };
         Ok(Payment {
             certificate,
             payee,
@@ -112,6 +129,7 @@ impl Decode for Payment {
             coins,
             signature,
             revocations,
+            keyset,
         })
     }
 }

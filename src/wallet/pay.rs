@@ -242,6 +242,9 @@ impl<S: Store> Wallet<S> {
             coins: paid_coins.iter().map(|(_, c)| c.clone()).collect(),
             signature: Signature([0; 64]),
             revocations: rl,
+            // After a rotation, pass the key set on (as the revocation list is) so receivers that
+            // have not synced yet can check notes and certificates under the new key.
+            keyset: (keyset.set_version > 1).then(|| keyset.clone()),
         }
         .signed(self.secret());
         let pid = payment.id();

@@ -46,7 +46,17 @@ impl<S: Store> Wallet<S> {
                 pid.short()
             )));
         }
-        let keyset = self.keyset()?;
+        let held_keys = self.keyset()?;
+        // A newer key set the payer passed on (root-signed by our issuer) is adopted with the
+        // payment; anything else it carries is ignored.
+        let newer_keys = payment
+            .keyset
+            .as_ref()
+            .filter(|k| {
+                k.set_version > held_keys.set_version && held_keys.check_successor(k).is_ok()
+            })
+            .cloned();
+        let keyset = newer_keys.clone().unwrap_or(held_keys);
         let cert = self.require_certificate()?;
         // The newest revocation list: ours, or a newer one the payer passed on.
         let held = self.revocations()?;
@@ -170,6 +180,9 @@ impl<S: Store> Wallet<S> {
         }
         if let Some(l) = &newer_carried {
             b.put(keys::REVOCATIONS, l.to_bytes());
+        }
+        if let Some(k) = &newer_keys {
+            b.put(keys::KEYSET, k.to_bytes());
         }
         self.push_history(
             &mut b,

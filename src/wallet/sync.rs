@@ -317,6 +317,81 @@ impl<S: Store> Wallet<S> {
         Ok(applied)
     }
 
+    /// Drops the pending sync after the issuer definitively refused it (a refused request changes
+    /// nothing at the issuer): the held coins come back without their refresh transfers, and the
+    /// payments it carried will be reported at the next sync. Returns the value restored.
+    ///
+    /// Never call this for a request the issuer may have settled (an answer lost on the way): its
+    /// coins are then redeemed at the issuer, and spending them again is a double spend.
+    pub fn abandon_sync(&self, why: &str, now: u64) -> Result<Fen, WalletError> {
+        let pending = self
+            .pending_sync()?
+            .ok_or_else(|| WalletError::Refused("no sync is pending".into()))?;
+        let root = self.keyset()?.root;
+        let me = self.public();
+        let mut b = Batch::new();
+        let mut restored = Fen::ZERO;
+        for chain in &pending.coins {
+            let Some(last) = chain.hops.last() else {
+                continue;
+            };
+            let refresh =
+                last.transfer.outputs.len() == 1 && last.transfer.outputs[0].holder == root;
+            let mine = chain
+                .hops
+                .len()
+                .checked_sub(2)
+                .map_or(chain.note.holder, |i| {
+                    let h = &chain.hops[i];
+                    h.transfer
+                        .outputs
+                        .get(usize::from(h.index))
+                        .map(|o| o.holder)
+                        .unwrap_or(chain.note.holder)
+                })
+                == me;
+            if !(refresh && mine) {
+                continue;
+            }
+            let coin = crate::protocol::coin::Coin {
+                note: chain.note.clone(),
+                hops: chain.hops[..chain.hops.len() - 1].to_vec(),
+            };
+            let id = coin.id();
+            restored = restored
+                .checked_add(coin.value())
+                .ok_or_else(|| WalletError::Corrupt("overflow".into()))?;
+            b.put(keys::with(keys::COIN, &id.0), coin.to_bytes());
+            b.delete(keys::with(keys::SPENT, &id.0));
+            b.delete(keys::with(keys::SEEN, &id.0));
+        }
+        let sync_hex = pending.sync_id.to_hex();
+        for (k, v) in self.store().scan_prefix(keys::OUTBOX)? {
+            let mut e = OutboxEntry::from_stored(&v)?;
+            if e.reported_in.as_deref() == Some(sync_hex.as_str()) {
+                e.reported_in = None;
+                b.put(k, e.to_stored()?);
+            }
+        }
+        b.delete(keys::PENDING_SYNC);
+        self.push_history(
+            &mut b,
+            now,
+            HistoryEntry {
+                amount_fen: Some(restored.0),
+                ..HistoryEntry::note(
+                    "sync-dropped",
+                    format!(
+                        "sync {} abandoned: {why}; {restored} back in the wallet",
+                        pending.sync_id.short()
+                    ),
+                )
+            },
+        )?;
+        self.store().commit(b)?;
+        Ok(restored)
+    }
+
     /// The last sync response applied.
     pub fn last_sync(&self) -> Result<Option<SyncResponse>, WalletError> {
         self.load(keys::LAST_SYNC, "last sync")

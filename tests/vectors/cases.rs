@@ -211,6 +211,7 @@ impl World {
             coins: vec![coin.clone()],
             signature: Signature([0; 64]),
             revocations: Some(revocations.clone()),
+            keyset: None,
         }
         .signed(&alice);
         let receipt = Receipt::sign(&shop, &payment, payment.id(), T + 5);
@@ -398,6 +399,7 @@ impl World {
     pub fn payment_without_revocations(&self) -> Payment {
         Payment {
             revocations: None,
+            keyset: None,
             ..self.payment.clone()
         }
     }
@@ -715,7 +717,8 @@ fn requests_payments_receipts(w: &World, b: &mut Builder) {
     let pay = w.payment.to_bytes();
     let bare = w.payment_without_revocations().to_bytes();
     let c = w.certificate.to_bytes().len();
-    let tag_at = bare.len() - 1;
+    // The bare payment ends: signature, revocation tag 0, key set tag 0.
+    let tag_at = bare.len() - 2;
     b.ok("payment", &[
         "Alice pays the shop's request: her certificate, payee the shop, 30.00, counter 2, offline",
         "total 55.00 (25.00 to bob before), time T, one coin (the 2-hop coin above), signed by alice,",
@@ -725,7 +728,7 @@ fn requests_payments_receipts(w: &World, b: &mut Builder) {
         "The same payment without the revocation list (tag 0). The payer's signature and the",
         "payment id do not cover the list, so both are unchanged.",
     ], bare.clone());
-    b.framing("payment", "payment", "revocation list signature", &pay);
+    b.framing("payment", "payment", "payment key set", &pay);
     b.err("payment-zero-amount", "decode: invalid zero payment amount",
         "Amount 0.", set(&pay, 1 + c + 48, &be64(0)));
     b.err("payment-no-coins", "decode: payment coins count 0 is outside 1..=32",
@@ -736,7 +739,7 @@ fn requests_payments_receipts(w: &World, b: &mut Builder) {
         "One bit of the payer signature flipped.", flip(&pay, tag_at - 64));
     b.err("payment-tampered-revocations", "verify: bad signature on revocation list",
         "One bit of the carried list's signature flipped: the payer signature still verifies, the list's own does not.",
-        flip(&pay, pay.len() - 64));
+        flip(&pay, pay.len() - 65));
     let more = Payment { amount: Fen(3_001), ..w.payment.clone() }.signed(&w.alice);
     b.err("payment-amount-mismatch",
         "verify: invalid payment: coins pay ¥30.00 to the payee but the payment says ¥30.01",

@@ -150,7 +150,19 @@ pub fn online(
     }
     let (req, resent) = pending_or_new(w, ctx, topup, redeem)?;
     let short = req.sync_id.short();
-    let resp = client.sync(&req).map_err(|e| pending_error(e, &short))?;
+    let resp = match client.sync(&req) {
+        Ok(r) => r,
+        // A definitive refusal changed nothing at the issuer: give the coins back (a revoked
+        // wallet too: its coins are frozen at the issuer either way).
+        Err(e) if e.is_refusal() && e.error_name() != Some("conflict") => {
+            let why = e.to_string();
+            let restored = w.abandon_sync(&why, ctx.now)?;
+            bail!(
+                "{why}; sync {short} was not settled and is dropped: {restored} is back in the wallet"
+            );
+        }
+        Err(e) => return Err(pending_error(e, &short)),
+    };
     let applied = w
         .apply_sync(&resp, ctx.now)
         .with_context(|| format!("sync {short} stays pending"))?;
