@@ -19,6 +19,11 @@ use tongbao::store::{MemStore, Store};
 use tongbao::wallet::{PayTarget, Wallet};
 use tongbao::{Fen, SecretKey};
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tongbao::client::IssuerClient;
+
 use crate::Issuer;
 use crate::ledger::DEFAULT_CERT_SECS;
 
@@ -52,9 +57,10 @@ pub struct SettleReport {
     pub seconds: f64,
     /// Settled transfers per second.
     pub transfers_per_sec: f64,
-    /// Median latency of one group (check + settle + durable commit), milliseconds.
+    /// Median latency, milliseconds: of one group in-process (check + settle + durable commit),
+    /// of one sync request over HTTP.
     pub group_p50_ms: f64,
-    /// 99th percentile group latency, milliseconds.
+    /// 99th percentile of the same, milliseconds.
     pub group_p99_ms: f64,
     /// Baseline: verify_strict signatures per second on one core.
     pub verify_strict_per_core: f64,
@@ -211,6 +217,128 @@ pub fn run_in_process(home: &Path, load: SettleLoad, now: u64) -> anyhow::Result
     if !audit.ok {
         anyhow::bail!("audit failed after the bench: {:?}", audit.problems);
     }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (strict, batch) = verify_baseline();
+    let tps = transfers as f64 / seconds;
+    let baseline = 2.0 * batch * transfers as f64 / signatures.max(1) as f64;
+    Ok(SettleReport {
+        wallets: load.wallets,
+        payments: load.wallets * load.payments,
+        transfers,
+        signatures,
+        seconds,
+        transfers_per_sec: tps,
+        group_p50_ms: percentile(&lat, 0.5),
+        group_p99_ms: percentile(&lat, 0.99),
+        verify_strict_per_core: strict,
+        verify_batch_per_core: batch,
+        baseline_transfers_per_sec: baseline,
+        baseline_ratio: tps / baseline,
+    })
+}
+
+/// The same load over HTTP against a running `issuer serve` at `url` (operator `token` to certify
+/// and issue). Wallets are prepared first (not timed); then `concurrency` clients send every sync
+/// at once. Latencies are per sync request.
+pub fn run_http(
+    url: &str,
+    token: &str,
+    load: SettleLoad,
+    concurrency: usize,
+    now: u64,
+) -> anyhow::Result<SettleReport> {
+    let client = IssuerClient::new(url)?.with_token(token);
+    let mut rng = StdRng::seed_from_u64(load.seed);
+    let keyset = client.keys()?;
+    let mut shops = Vec::new();
+    for _ in 0..8 {
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            WalletKind::Merchant,
+            None,
+            keyset.clone(),
+            now,
+            &mut rng,
+        )?;
+        w.import(
+            TbFile::Certificate(client.certify(&reg, WalletClass::I, None)?),
+            now,
+        )?;
+        shops.push(w.public());
+    }
+    let mut reqs = Vec::with_capacity(load.wallets);
+    for i in 0..load.wallets {
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            WalletKind::Personal,
+            None,
+            keyset.clone(),
+            now,
+            &mut rng,
+        )?;
+        w.import(
+            TbFile::Certificate(client.certify(&reg, WalletClass::I, None)?),
+            now,
+        )?;
+        for _ in 0..load.payments.div_ceil(8).max(1) {
+            w.import(
+                TbFile::Notes(client.issue(&w.public(), Fen(10_000))?.notes),
+                now,
+            )?;
+        }
+        for j in 0..load.payments {
+            let to = shops[(i + j) % shops.len()];
+            w.pay(
+                PayTarget::Direct {
+                    to,
+                    amount: Fen(100 + j as u64),
+                },
+                now,
+                &mut rng,
+            )?;
+        }
+        reqs.push(w.begin_sync(Fen::ZERO, Fen::ZERO, now, &mut rng)?);
+    }
+    let signatures: u64 = reqs
+        .iter()
+        .map(|r| 1 + r.coins.iter().map(|c| 1 + c.hops.len() as u64).sum::<u64>())
+        .sum();
+    let before = client.stats()?.settled_transfers;
+    let next = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(reqs.len()));
+    let failures = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..concurrency.max(1) {
+            let c = client.clone();
+            let (reqs, next, latencies, failures) = (&reqs, &next, &latencies, &failures);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = reqs.get(i) else { break };
+                    let t = Instant::now();
+                    if c.sync(r).is_err() {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if let Ok(mut l) = latencies.lock() {
+                        l.push(ms);
+                    }
+                }
+            });
+        }
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        anyhow::bail!("{failed} sync request(s) failed during the run");
+    }
+    let transfers = client.stats()?.settled_transfers - before;
+    let audit = client.audit()?;
+    if !audit.ok {
+        anyhow::bail!("audit failed after the bench: {:?}", audit.problems);
+    }
+    let mut lat = latencies.into_inner().unwrap_or_default();
     lat.sort_by(|a, b| a.total_cmp(b));
     let (strict, batch) = verify_baseline();
     let tps = transfers as f64 / seconds;

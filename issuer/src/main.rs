@@ -37,6 +37,8 @@ enum Command {
     Notes(cmd::notes::Args),
     /// Ledger figures.
     Ledger(cmd::ledger::Args),
+    /// Load generators: settlement throughput in-process or over HTTP.
+    Bench(cmd::bench::Args),
     /// Settle a sync request a wallet brought by hand; write the response for it.
     Settle(cmd::settle::Args),
     /// Recompute the ledger's totals from its records and check every rule.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Revoke(a) => cmd::revoke::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
+        Command::Bench(a) => cmd::bench::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
     });
     match result {

@@ -191,24 +191,50 @@ impl<S: Store> Issuer<S> {
             revoked: None,
         };
         ctx.check_not_future(req.time, "sync request")?;
-        Ok(req
-            .coins
-            .iter()
-            .map(|c| {
-                let refresh = c.hops.last().is_some_and(|h| {
-                    h.transfer
-                        .outputs
-                        .get(usize::from(h.index))
-                        .is_some_and(|o| o.holder == root)
-                });
-                let mut checks: Vec<SigCheck> = Vec::new();
-                let info = c
-                    .check_structure(if refresh { &refresh_ctx } else { &ctx }, &mut checks)
-                    .ok()?;
-                verify_signatures(&checks).ok()?;
-                Some(info)
-            })
-            .collect())
+        // Each signature is checked once: notes this issuer issued and transfers the ledger
+        // already recorded were checked when they entered it (a recorded transfer never changes),
+        // and history shared by several chains of this request is checked with the first chain
+        // that verifies. What is left is checked as one batch per chain.
+        let view = StoreView(&self.store);
+        let mut verified: HashSet<Id> = HashSet::new();
+        let mut out = Vec::with_capacity(req.coins.len());
+        for c in &req.coins {
+            let refresh = c.hops.last().is_some_and(|h| {
+                h.transfer
+                    .outputs
+                    .get(usize::from(h.index))
+                    .is_some_and(|o| o.holder == root)
+            });
+            let mut checks: Vec<SigCheck> = Vec::new();
+            let Ok(info) =
+                c.check_structure(if refresh { &refresh_ctx } else { &ctx }, &mut checks)
+            else {
+                out.push(None);
+                continue;
+            };
+            // `check_structure` queues the note's check first, then one per hop in order.
+            let mut keep = Vec::with_capacity(checks.len());
+            for (i, check) in checks.into_iter().enumerate() {
+                let known = if i == 0 {
+                    verified.contains(&info.note_id) || view.coin(&info.note_id)?.is_some()
+                } else {
+                    let link = &info.links[i - 1];
+                    verified.contains(&link.transfer)
+                        || matches!(view.coin(&link.input)?, Some(CoinState::Spent { transfer, .. }) if transfer.id() == link.transfer)
+                };
+                if !known {
+                    keep.push(check);
+                }
+            }
+            if verify_signatures(&keep).is_ok() {
+                verified.insert(info.note_id);
+                verified.extend(info.links.iter().map(|l| l.transfer));
+                out.push(Some(info));
+            } else {
+                out.push(None);
+            }
+        }
+        Ok(out)
     }
 
     fn sync_group(

@@ -484,3 +484,62 @@ fn a_refused_sync_is_abandoned_and_its_coins_come_back() {
     assert_eq!(total(&shop, x.now), 1_500);
     x.audit();
 }
+
+#[test]
+fn verify_once_still_checks_every_new_signature() {
+    use tongbao::protocol::certificate::Registration;
+    use tongbao::protocol::coin::Coin;
+    use tongbao::protocol::sync::SyncRequest;
+    use tongbao::protocol::transfer::{Output, Transfer};
+    use tongbao::{Nonce, SecretKey, Signature};
+    let mut x = World::new();
+    let key = SecretKey::from_seed(&[42; 32]);
+    let reg = Registration::sign(&key, WalletKind::Personal, None, x.now);
+    x.iss.certify(&reg, WalletClass::II, 86_400, x.now).unwrap();
+    let note = x
+        .iss
+        .issue(&key.public(), Fen(5_000), Earmark::None, x.now, &mut x.rng)
+        .unwrap()
+        .notes
+        .remove(0);
+    let root = x.iss.root();
+    let coin = Coin::from_note(note);
+    let refresh = |sig_ok: bool, id: u8| {
+        let mut t = Transfer::sign(
+            &key,
+            coin.id(),
+            vec![Output {
+                holder: root,
+                value: Fen(5_000),
+            }],
+            1,
+            x.now,
+            Nonce([id; 16]),
+        );
+        if !sig_ok {
+            t.signature.0[10] ^= 1;
+        }
+        SyncRequest {
+            wallet: key.public(),
+            sync_id: Nonce([id; 16]),
+            time: x.now,
+            counter: 1,
+            topup: Fen::ZERO,
+            redeem: Fen::ZERO,
+            coins: vec![coin.extended(t, 0)],
+            proofs: vec![],
+            signature: Signature([0; 64]),
+        }
+        .signed(&key)
+    };
+    // The note is known to the ledger (its signature is skipped); the new transfer's is not.
+    let bad = x.iss.sync(&refresh(false, 1), x.now).unwrap();
+    assert_eq!(bad.results[0].reason, RejectReason::Invalid);
+    // Nothing is lost: the note is still the wallet's at the ledger, so it is collected instead.
+    assert_eq!(bad.collected, vec![coin.id()]);
+    assert_eq!(bad.notes[0].value, Fen(5_000));
+    // The chain itself is now refused as already redeemed, whatever its signature.
+    let again = x.iss.sync(&refresh(true, 2), x.now).unwrap();
+    assert_eq!(again.results[0].reason, RejectReason::AlreadyRedeemed);
+    x.audit();
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod audit;
+pub mod bench;
 pub mod certify;
 pub mod demo;
 pub mod init;
