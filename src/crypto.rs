@@ -115,7 +115,7 @@ impl PublicKey {
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidKey(what))?;
         // Refuse small-order keys, and non-canonical encodings (y written as y + p), so that
         // every key has exactly one encoding.
-        if vk.is_weak() || vk.to_edwards().compress().to_bytes() != *bytes {
+        if vk.is_weak() || !y_is_canonical(bytes) {
             return Err(DecodeError::InvalidKey(what));
         }
         Ok(PublicKey(vk))
@@ -203,6 +203,15 @@ impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.address())
     }
+}
+
+/// Whether the encoded `y` (the low 255 bits, little-endian) is below p = 2^255 - 19, i.e. the
+/// encoding is the canonical one. (The other way to encode a point twice, a set sign bit with
+/// x = 0, only exists for the two small-order points with y = ±1, which are refused as weak.)
+fn y_is_canonical(bytes: &[u8; 32]) -> bool {
+    // y >= p only if bits 8..255 are all ones and the low byte is at least 0xed.
+    let top_all_ones = bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff);
+    !(top_all_ones && bytes[0] >= 0xed)
 }
 
 /// The human-readable prefix of wallet addresses.
@@ -308,6 +317,43 @@ mod tests {
         // Whatever the canonical form's fate (it may be off-curve or weak), the alias never passes.
         if let Ok(k) = canonical_ok {
             assert_eq!(k.as_bytes(), &canonical);
+        }
+    }
+
+    #[test]
+    fn canonical_y_check_matches_recompression() {
+        // Against the slow definition (decompress, compress, compare), over keys and edge cases.
+        let mut cases: Vec<[u8; 32]> = (0u8..=40)
+            .map(|i| {
+                SecretKey::from_seed(&[i; 32])
+                    .public()
+                    .as_bytes()
+                    .to_owned()
+            })
+            .collect();
+        for low in [0xeau8, 0xec, 0xed, 0xee, 0xff] {
+            let mut b = [0xffu8; 32];
+            b[0] = low;
+            b[31] = 0x7f;
+            cases.push(b);
+            let mut signed = b;
+            signed[31] = 0xff;
+            cases.push(signed);
+        }
+        for b in cases {
+            // Only meaningful after the weak-key check (as `from_bytes` uses it): the points with
+            // x = 0 (y = ±1) have a second, sign-bit encoding, and are refused as weak.
+            if let Ok(vk) = VerifyingKey::from_bytes(&b)
+                .map_err(|_| ())
+                .and_then(|vk| if vk.is_weak() { Err(()) } else { Ok(vk) })
+            {
+                assert_eq!(
+                    y_is_canonical(&b),
+                    vk.to_edwards().compress().to_bytes() == b,
+                    "{}",
+                    hex::encode(b)
+                );
+            }
         }
     }
 

@@ -55,6 +55,8 @@ pub struct SettleReport {
     pub signatures: u64,
     /// Wall time of settlement (checks and commits), seconds.
     pub seconds: f64,
+    /// Of which: signature and structure checks (in-process runs; 0 over HTTP), seconds.
+    pub checking_seconds: f64,
     /// Settled transfers per second.
     pub transfers_per_sec: f64,
     /// Median latency, milliseconds: of one group in-process (check + settle + durable commit),
@@ -135,9 +137,10 @@ pub fn settle<S: Store + Sync>(
     group: usize,
     threads: usize,
     now: u64,
-) -> (f64, Vec<f64>) {
+) -> (f64, Vec<f64>, f64) {
     let start = Instant::now();
     let mut latencies = Vec::new();
+    let mut checking = 0.0;
     for chunk in reqs.chunks(group.max(1)) {
         let t = Instant::now();
         let per = chunk.len().div_ceil(threads.max(1));
@@ -157,11 +160,12 @@ pub fn settle<S: Store + Sync>(
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
+        checking += t.elapsed().as_secs_f64();
         let out = iss.sync_prechecked(chunk, checked, now);
         debug_assert!(out.iter().all(|r| r.is_ok()));
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    (start.elapsed().as_secs_f64(), latencies)
+    (start.elapsed().as_secs_f64(), latencies, checking)
 }
 
 /// Signatures per second for `verify_strict` and for 64-signature batches, on one core.
@@ -211,7 +215,7 @@ pub fn run_in_process(home: &Path, load: SettleLoad, now: u64) -> anyhow::Result
         .iter()
         .map(|r| 1 + r.coins.iter().map(|c| 1 + c.hops.len() as u64).sum::<u64>())
         .sum();
-    let (seconds, mut lat) = settle(&iss, &reqs, load.group, load.threads, now);
+    let (seconds, mut lat, checking) = settle(&iss, &reqs, load.group, load.threads, now);
     let transfers = iss.stats()?.settled_transfers - before;
     let audit = iss.audit()?;
     if !audit.ok {
@@ -227,6 +231,7 @@ pub fn run_in_process(home: &Path, load: SettleLoad, now: u64) -> anyhow::Result
         transfers,
         signatures,
         seconds,
+        checking_seconds: checking,
         transfers_per_sec: tps,
         group_p50_ms: percentile(&lat, 0.5),
         group_p99_ms: percentile(&lat, 0.99),
@@ -349,6 +354,7 @@ pub fn run_http(
         transfers,
         signatures,
         seconds,
+        checking_seconds: 0.0,
         transfers_per_sec: tps,
         group_p50_ms: percentile(&lat, 0.5),
         group_p99_ms: percentile(&lat, 0.99),

@@ -117,6 +117,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         "{what}: p50 {:.1} ms, p99 {:.1} ms",
         median.group_p50_ms, median.group_p99_ms
     );
+    if url.is_none() {
+        println!(
+            "time: {:.2} s checking signatures and chains, {:.2} s settling and committing",
+            median.checking_seconds,
+            median.seconds - median.checking_seconds
+        );
+    }
     println!(
         "baseline: verify_strict {:.0}/s, batch {:.0}/s per core; two cores allow {:.0} transfers/s for these signatures; ratio {:.2}",
         median.verify_strict_per_core,
