@@ -322,8 +322,30 @@ pub fn run_http(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = reqs.get(i) else { break };
                     let t = Instant::now();
-                    if c.sync(r).is_err() {
-                        failures.fetch_add(1, Ordering::Relaxed);
+                    match c.sync(r) {
+                        Ok(resp) => {
+                            let bad = resp
+                                .results
+                                .iter()
+                                .filter(|x| x.reason != tongbao::protocol::sync::RejectReason::None)
+                                .count();
+                            if bad > 0 {
+                                eprintln!(
+                                    "sync {}: {} rejected: {:?}",
+                                    r.sync_id.short(),
+                                    bad,
+                                    resp.results
+                                        .iter()
+                                        .map(|x| x.reason.as_str())
+                                        .collect::<Vec<_>>()
+                                );
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("sync {}: {e}", r.sync_id.short());
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     if let Ok(mut l) = latencies.lock() {

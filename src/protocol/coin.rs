@@ -287,6 +287,15 @@ impl Coin {
         }
     }
 
+    /// When the coin last changed hands (its last transfer, or its issue), without verifying.
+    /// A new transfer of it must not be dated earlier: chains never go back in time.
+    pub fn last_time(&self) -> u64 {
+        self.hops
+            .last()
+            .map(|h| h.transfer.time)
+            .unwrap_or(self.note.issued_at)
+    }
+
     /// The current value, without verifying anything.
     pub fn value(&self) -> Fen {
         match self.hops.last() {
