@@ -16,6 +16,7 @@ use crate::crypto::{Id, PublicKey};
 use crate::money::Fen;
 use crate::protocol::SignedBody;
 use crate::protocol::coin::{Coin, CoinInfo};
+use crate::protocol::note::Earmark;
 use crate::protocol::proof::DoubleSpendProof;
 use crate::protocol::sync::{CoinResult, CoinStatus, RejectReason};
 use crate::protocol::transfer::{Transfer, coin_id};
@@ -186,6 +187,9 @@ pub struct ChainOutcome {
     pub double_spend: Option<(PublicKey, DoubleSpendProof)>,
     /// Transfers newly settled.
     pub settled_transfers: usize,
+    /// Outputs newly made live that stay red-envelope money: held by the winner of a merchants-only
+    /// note (its holder), with the note's expiry. The ledger indexes them for the clawback.
+    pub restricted: Vec<(Id, u64)>,
 }
 
 /// Settles one verified chain. `info` is what `Coin::check_structure` returned for it (signatures
@@ -210,6 +214,7 @@ pub fn settle_chain<V: LedgerView>(
         refreshed: Fen::ZERO,
         double_spend: None,
         settled_transfers: 0,
+        restricted: Vec::new(),
     };
     if ov.get(&info.note_id)?.is_none() {
         return Ok(out);
@@ -257,6 +262,11 @@ pub fn settle_chain<V: LedgerView>(
                             },
                         );
                     } else {
+                        if let Earmark::MerchantsOnly { expires_at } = info.earmark
+                            && o.holder == coin.note.holder
+                        {
+                            out.restricted.push((cid, expires_at));
+                        }
                         ov.set(
                             cid,
                             CoinState::Live {

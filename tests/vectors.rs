@@ -40,6 +40,8 @@ use tongbao::{Fen, Id, Nonce, PublicKey, SecretKey, Signature};
 
 #[path = "vectors/cases.rs"]
 mod cases;
+#[path = "vectors/merchant_cases.rs"]
+mod merchant_cases;
 
 use cases::{NOW, SEEDS, World, build, pk};
 
@@ -152,6 +154,12 @@ enum Msg {
     SyncRequest(Box<SyncRequest>),
     SyncResponse(Box<SyncResponse>),
     Confirmation(Confirmation),
+    TillAuthorization(Box<tongbao::protocol::till::TillAuthorization>),
+    Refund(Box<tongbao::protocol::refund::Refund>),
+    TillJournal(Box<tongbao::protocol::journal::TillJournal>),
+    CodOrder(Box<tongbao::protocol::cod_order::CodOrder>),
+    DeliveryReceipt(Box<tongbao::protocol::delivery::DeliveryReceipt>),
+    Handoff(Box<tongbao::protocol::handoff::HandoffManifest>),
     File(Box<TbFile>),
 }
 
@@ -175,6 +183,12 @@ fn decode(kind: &str, bytes: &[u8]) -> Result<Msg, String> {
         "sync-request" => Msg::SyncRequest(Box::new(d(bytes)?)),
         "sync-response" => Msg::SyncResponse(Box::new(d(bytes)?)),
         "confirmation" => Msg::Confirmation(d(bytes)?),
+        "till-authorization" => Msg::TillAuthorization(Box::new(d(bytes)?)),
+        "refund" => Msg::Refund(Box::new(d(bytes)?)),
+        "till-journal" => Msg::TillJournal(Box::new(d(bytes)?)),
+        "cod-order" => Msg::CodOrder(Box::new(d(bytes)?)),
+        "delivery-receipt" => Msg::DeliveryReceipt(Box::new(d(bytes)?)),
+        "handoff" => Msg::Handoff(Box::new(d(bytes)?)),
         "file" => Msg::File(Box::new(
             TbFile::from_file_bytes(bytes).map_err(|e| format!("decode: {e}"))?,
         )),
@@ -204,6 +218,12 @@ impl Msg {
             Msg::SyncRequest(x) => x.to_bytes(),
             Msg::SyncResponse(x) => x.to_bytes(),
             Msg::Confirmation(x) => x.to_bytes(),
+            Msg::TillAuthorization(x) => x.to_bytes(),
+            Msg::Refund(x) => x.to_bytes(),
+            Msg::TillJournal(x) => x.to_bytes(),
+            Msg::CodOrder(x) => x.to_bytes(),
+            Msg::DeliveryReceipt(x) => x.to_bytes(),
+            Msg::Handoff(x) => x.to_bytes(),
             Msg::File(x) => x.to_file_bytes(),
         }
     }
@@ -309,6 +329,43 @@ impl Msg {
                 c.verify(&w.keyset, &w.payment).map_err(verr)?;
                 Ok(Some(c.id()))
             }
+            Msg::TillAuthorization(a) => {
+                // As the issuer does before certifying the till.
+                a.verify_for(&w.till_registration).map_err(verr)?;
+                Ok(Some(a.id()))
+            }
+            Msg::Refund(r) => {
+                // As alice's wallet receives it (the binding was checked by the decoder).
+                let v = r
+                    .payment
+                    .verify(&ctx, &w.alice.public(), WalletKind::Personal)
+                    .map_err(verr)?;
+                Ok(Some(v.id))
+            }
+            Msg::TillJournal(j) => {
+                j.verify(&w.keyset).map_err(verr)?;
+                Ok(Some(j.id()))
+            }
+            Msg::CodOrder(o) => {
+                // As the courier loads it: both signatures, and the request still payable.
+                o.verify_payable(&ctx).map_err(verr)?;
+                Ok(Some(o.id()))
+            }
+            Msg::DeliveryReceipt(d) => {
+                d.verify().map_err(verr)?;
+                Ok(Some(d.id()))
+            }
+            Msg::Handoff(m) => {
+                // As the shop accepts it: the courier's signature, then each payment.
+                m.verify().map_err(verr)?;
+                for e in &m.entries {
+                    if let tongbao::protocol::handoff::Outcome::Paid(p) = &e.outcome {
+                        p.verify(&ctx, &w.shop.public(), WalletKind::Merchant)
+                            .map_err(verr)?;
+                    }
+                }
+                Ok(Some(m.id()))
+            }
             Msg::File(f) => {
                 let inner = match f.as_ref() {
                     TbFile::KeySet(x) => Msg::KeySet(x.clone()),
@@ -326,6 +383,12 @@ impl Msg {
                         c.verify(&w.keyset, p).map_err(verr)?;
                         Msg::Payment(p.clone())
                     }
+                    TbFile::TillAuthorization(x) => Msg::TillAuthorization(x.clone()),
+                    TbFile::Refund(x) => Msg::Refund(x.clone()),
+                    TbFile::TillJournal(x) => Msg::TillJournal(x.clone()),
+                    TbFile::CodOrder(x) => Msg::CodOrder(x.clone()),
+                    TbFile::DeliveryReceipt(x) => Msg::DeliveryReceipt(x.clone()),
+                    TbFile::Handoff(x) => Msg::Handoff(x.clone()),
                 };
                 inner.verify(w)?;
                 Ok(None)
@@ -593,6 +656,12 @@ cases! {
     certificate_trailing_byte => "certificate-trailing-byte",
     certificate_truncated => "certificate-truncated",
     certificate_unknown_version => "certificate-unknown-version",
+    cod_order => "cod-order",
+    cod_order_bad_signature => "cod-order-bad-signature",
+    cod_order_pays_someone_else => "cod-order-pays-someone-else",
+    cod_order_trailing_byte => "cod-order-trailing-byte",
+    cod_order_truncated => "cod-order-truncated",
+    cod_order_unknown_version => "cod-order-unknown-version",
     coin => "coin",
     coin_bad_output_index => "coin-bad-output-index",
     coin_bad_signature => "coin-bad-signature",
@@ -611,6 +680,11 @@ cases! {
     confirmation_truncated => "confirmation-truncated",
     confirmation_unknown_version => "confirmation-unknown-version",
     confirmation_weak_payee => "confirmation-weak-payee",
+    delivery_receipt => "delivery-receipt",
+    delivery_receipt_bad_signature => "delivery-receipt-bad-signature",
+    delivery_receipt_trailing_byte => "delivery-receipt-trailing-byte",
+    delivery_receipt_truncated => "delivery-receipt-truncated",
+    delivery_receipt_unknown_version => "delivery-receipt-unknown-version",
     file_bad_body => "file-bad-body",
     file_bad_checksum => "file-bad-checksum",
     file_bad_magic => "file-bad-magic",
@@ -627,6 +701,13 @@ cases! {
     file_truncated => "file-truncated",
     file_unknown_kind => "file-unknown-kind",
     file_unknown_version => "file-unknown-version",
+    handoff => "handoff",
+    handoff_bad_signature => "handoff-bad-signature",
+    handoff_counted_twice => "handoff-counted-twice",
+    handoff_dropped_payment => "handoff-dropped-payment",
+    handoff_trailing_byte => "handoff-trailing-byte",
+    handoff_truncated => "handoff-truncated",
+    handoff_unknown_version => "handoff-unknown-version",
     keyset => "keyset",
     keyset_bad_signature => "keyset-bad-signature",
     keyset_bad_validity_window => "keyset-bad-validity-window",
@@ -675,6 +756,12 @@ cases! {
     receipt_truncated => "receipt-truncated",
     receipt_unknown_version => "receipt-unknown-version",
     receipt_weak_payer => "receipt-weak-payer",
+    refund => "refund",
+    refund_number_zero => "refund-number-zero",
+    refund_trailing_byte => "refund-trailing-byte",
+    refund_truncated => "refund-truncated",
+    refund_unbound => "refund-unbound",
+    refund_unknown_version => "refund-unknown-version",
     registration => "registration",
     registration_bad_kind => "registration-bad-kind",
     registration_bad_option_tag => "registration-bad-option-tag",
@@ -722,6 +809,20 @@ cases! {
     sync_response_trailing_byte => "sync-response-trailing-byte",
     sync_response_truncated => "sync-response-truncated",
     sync_response_unknown_version => "sync-response-unknown-version",
+    till_authorization => "till-authorization",
+    till_authorization_bad_signature => "till-authorization-bad-signature",
+    till_authorization_empty_name => "till-authorization-empty-name",
+    till_authorization_other_till => "till-authorization-other-till",
+    till_authorization_trailing_byte => "till-authorization-trailing-byte",
+    till_authorization_truncated => "till-authorization-truncated",
+    till_authorization_unknown_version => "till-authorization-unknown-version",
+    till_journal => "till-journal",
+    till_journal_bad_signature => "till-journal-bad-signature",
+    till_journal_false_claim => "till-journal-false-claim",
+    till_journal_trailing_byte => "till-journal-trailing-byte",
+    till_journal_truncated => "till-journal-truncated",
+    till_journal_unknown_version => "till-journal-unknown-version",
+    till_journal_unsorted => "till-journal-unsorted",
     transfer => "transfer",
     transfer_bad_signature => "transfer-bad-signature",
     transfer_no_outputs => "transfer-no-outputs",
@@ -977,6 +1078,18 @@ fn exhaustive_other_messages() {
     change[last] ^= 1;
     let info = Coin::decode(&change).unwrap().verify(&w.ctx()).unwrap();
     assert_eq!((info.holder, info.value), (w.alice.public(), Fen(4_500)));
+}
+
+#[test]
+fn exhaustive_merchant_messages() {
+    let w = World::new();
+    let m = merchant_cases::Merchants::new(&w);
+    exhaustive("till-authorization", &m.authorization.to_bytes(), &[]);
+    exhaustive("refund", &m.refund.to_bytes(), &[]);
+    exhaustive("till-journal", &m.journal.to_bytes(), &[]);
+    exhaustive("cod-order", &m.order.to_bytes(), &[]);
+    exhaustive("delivery-receipt", &m.delivery.to_bytes(), &[]);
+    exhaustive("handoff", &m.handoff.to_bytes(), &[]);
 }
 
 #[test]

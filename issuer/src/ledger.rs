@@ -15,6 +15,7 @@ use tongbao::protocol::file::NoteBundle;
 use tongbao::protocol::keyset::{IssuerKeyEntry, IssuerKeySet, Policy};
 use tongbao::protocol::note::{Earmark, Note};
 use tongbao::protocol::revocation::RevocationList;
+use tongbao::protocol::till::TillAuthorization;
 use tongbao::store::{Batch, SledStore, Store, StoreError};
 use tongbao::time::{FOREVER, format_rfc3339};
 use tongbao::{Fen, Nonce, PublicKey, SecretKey, Signature};
@@ -86,6 +87,11 @@ pub(crate) mod keys {
     pub const LOSSES_TOTAL: &[u8] = b"m/losses-total";
     pub const SETTLED_TRANSFERS: &[u8] = b"m/settled-transfers";
     pub const DOUBLE_SPENDS: &[u8] = b"m/double-spends";
+    /// Red-envelope money held by its winner, by coin id: the earmark's expiry (u64). Entries of
+    /// coins no longer live are ignored and removed by the clawback.
+    pub const EARMARKED: &[u8] = b"er/";
+    /// Restricted value clawed back at the end of its window (u64 fen; part of the redeemed total).
+    pub const CLAWBACK_TOTAL: &[u8] = b"m/clawback-total";
 
     pub fn with(prefix: &[u8], id: &[u8]) -> Vec<u8> {
         let mut k = prefix.to_vec();
@@ -293,7 +299,8 @@ impl<S: Store> Issuer<S> {
         }
     }
 
-    /// Certifies a registered wallet key for `class`, valid for `valid_secs`.
+    /// Certifies a registered wallet key for `class`, valid for `valid_secs`. A till needs its
+    /// merchant's authorization: use [`Issuer::certify_with`].
     pub fn certify(
         &self,
         reg: &Registration,
@@ -301,7 +308,34 @@ impl<S: Store> Issuer<S> {
         valid_secs: u64,
         now: u64,
     ) -> Result<Certificate, IssuerError> {
+        self.certify_with(reg, None, class, valid_secs, now)
+    }
+
+    /// Certifies a registered wallet key; a till only with the authorization signed by the
+    /// certified merchant its registration names.
+    pub fn certify_with(
+        &self,
+        reg: &Registration,
+        authorization: Option<&TillAuthorization>,
+        class: WalletClass,
+        valid_secs: u64,
+        now: u64,
+    ) -> Result<Certificate, IssuerError> {
         reg.verify()?;
+        match (reg.merchant.is_some(), authorization) {
+            (true, None) => {
+                return Err(IssuerError::Refused(
+                    "a till is certified only with its merchant's authorization (the merchant runs `wallet till authorize REG --out AUTH`; then `issuer certify REG --authorization AUTH`)".into(),
+                ));
+            }
+            (true, Some(a)) => a.verify_for(reg)?,
+            (false, Some(_)) => {
+                return Err(IssuerError::Refused(
+                    "an authorization is for a till's registration, not this one".into(),
+                ));
+            }
+            (false, None) => {}
+        }
         // Certification reads and writes the wallet record that settlement also writes.
         let _guard = self.lock();
         if reg.created_at > now.saturating_add(300) {
@@ -533,6 +567,12 @@ impl<S: Store> Issuer<S> {
             .to_bytes(),
         );
         b.put(holder_key(&note.holder, &id), Vec::new());
+        if let Earmark::MerchantsOnly { expires_at } = note.earmark {
+            b.put(
+                keys::with(keys::EARMARKED, &id.0),
+                expires_at.to_be_bytes().to_vec(),
+            );
+        }
         b.put(keys::ISSUED_TOTAL, new_total.to_be_bytes().to_vec());
         b.put(keys::NOTE_COUNT, (count + 1).to_be_bytes().to_vec());
         Ok(())

@@ -5,8 +5,10 @@
 
 pub mod audit;
 pub mod bench;
+pub mod clawback;
 pub mod demo;
 pub mod ledger;
+pub mod pilot;
 pub mod server;
 pub mod settle;
 

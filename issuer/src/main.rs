@@ -45,8 +45,12 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Revoke a wallet key (lost, stolen, fraud).
     Revoke(cmd::revoke::Args),
+    /// Take back red-envelope money whose window has closed.
+    Clawback(cmd::clawback::Args),
     /// The whole walk-through, narrated, in a fresh directory.
     Demo(cmd::demo::Args),
+    /// Pilot-city scenarios: run a red-envelope pilot and write its report (docs/scenarios.md).
+    Pilot(cmd::pilot::Args),
     /// The HTTP/JSON settlement service (docs/api.md).
     Serve(cmd::serve::Args),
 }
@@ -63,7 +67,9 @@ fn main() -> ExitCode {
         Command::Settle(a) => cmd::settle::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Revoke(a) => cmd::revoke::run(&ctx, a),
+        Command::Clawback(a) => cmd::clawback::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
+        Command::Pilot(a) => cmd::pilot::run(&ctx, a),
         Command::Bench(a) => cmd::bench::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
     });

@@ -368,6 +368,7 @@ impl<S: Store> Issuer<S> {
         let mut refreshed = Fen::ZERO;
         let mut settled = 0u64;
         let mut found: Vec<(PublicKey, DoubleSpendProof, Fen)> = Vec::new();
+        let mut restricted = Restricted::default();
         for (coin, info) in req.coins.iter().zip(infos) {
             let Some(info) = info else {
                 results.push(CoinResult {
@@ -383,6 +384,16 @@ impl<S: Store> Issuer<S> {
             refreshed = refreshed
                 .checked_add(o.refreshed)
                 .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
+            for (id, expires_at) in &o.restricted {
+                g.batch.put(earmark_key(id), expires_at.to_be_bytes().to_vec());
+            }
+            // Red-envelope money refreshed by its winner stays restricted, with the same expiry.
+            if let Earmark::MerchantsOnly { expires_at } = info.earmark
+                && coin.note.holder == w
+                && o.refreshed > Fen::ZERO
+            {
+                restricted.add(expires_at, o.refreshed)?;
+            }
             settled += o.settled_transfers as u64;
             if let Some((cheater, proof)) = o.double_spend {
                 found.push((cheater, proof, info.value));
@@ -400,6 +411,14 @@ impl<S: Store> Issuer<S> {
         let mut collected_value = Fen::ZERO;
         for id in self.live_coins_of(ov, &w)? {
             if let Some(CoinState::Live { value, holder }) = ov.get(&id)? {
+                // Red-envelope money of this wallet's own (a note not imported, change settled by
+                // the payee) stays restricted; past its expiry it is left for the clawback.
+                if let Some(expires_at) = self.restricted_until(&id)? {
+                    if now > expires_at {
+                        continue;
+                    }
+                    restricted.add(expires_at, value)?;
+                }
                 ov.set(id, CoinState::Redeemed { value, holder });
                 collected_value = collected_value
                     .checked_add(value)
@@ -417,6 +436,13 @@ impl<S: Store> Issuer<S> {
                 req.redeem
             ))
         })?;
+        // Restricted money cannot be cashed out: the redemption comes from ordinary money.
+        let plain = fresh.checked_sub(restricted.total).ok_or_else(|| {
+            IssuerError::Refused(format!(
+                "cannot redeem {}: {} of what comes home is red-envelope money, which cannot be cashed out",
+                req.redeem, restricted.total
+            ))
+        })?;
         let class: WalletClass = record.class.parse().map_err(IssuerError::Corrupt)?;
         let limits = class.default_limits();
         if req.topup > Fen::ZERO && fresh > limits.balance_max {
@@ -425,24 +451,30 @@ impl<S: Store> Issuer<S> {
                 limits.balance_max
             )));
         }
-        // Fresh notes: one note of the whole value (fragments merged, hops reset).
+        // Fresh notes: one note of the ordinary value (fragments merged, hops reset), then one per
+        // expiry of restricted value, each keeping its earmark.
         let mut notes = Vec::new();
-        if fresh > Fen::ZERO {
+        let mut wanted = vec![(Nonce(req.sync_id.0), plain, Earmark::None)];
+        for (&expires_at, &value) in &restricted.by_expiry {
+            let serial = restricted_serial(&req.sync_id, expires_at);
+            wanted.push((Nonce(serial), Fen(value), Earmark::MerchantsOnly { expires_at }));
+        }
+        for (serial, value, earmark) in wanted {
+            if value == Fen::ZERO {
+                continue;
+            }
             let (key_id, key) = self.signing_key(now)?;
-            let serial = Nonce(req.sync_id.0);
-            let note = Note::sign(&key, key_id, serial, fresh, w, now, Earmark::None);
+            let note = Note::sign(&key, key_id, serial, value, w, now, earmark);
             if ov.get(&note.id())?.is_some() {
                 return Err(IssuerError::Refused("note serial collision".into()));
             }
-            ov.set(
-                note.id(),
-                CoinState::Live {
-                    value: fresh,
-                    holder: w,
-                },
-            );
+            ov.set(note.id(), CoinState::Live { value, holder: w });
             g.batch
                 .put(keys::with(keys::NOTE, &note.id().0), note.to_bytes());
+            if let Earmark::MerchantsOnly { expires_at } = earmark {
+                g.batch
+                    .put(earmark_key(&note.id()), expires_at.to_be_bytes().to_vec());
+            }
             notes.push(note);
         }
         // A wallet caught cheating in its own sync gets an already-expired certificate.
@@ -508,6 +540,17 @@ impl<S: Store> Issuer<S> {
             signature: Signature([0; 64]),
         };
         Ok(Draft { resp })
+    }
+
+    /// The expiry of coin `id` if it is red-envelope money held by its winner (the earmark index).
+    pub(crate) fn restricted_until(&self, id: &Id) -> Result<Option<u64>, IssuerError> {
+        let Some(v) = self.store.get(&earmark_key(id))? else {
+            return Ok(None);
+        };
+        let arr: [u8; 8] = v
+            .try_into()
+            .map_err(|_| IssuerError::Corrupt("earmark index".into()))?;
+        Ok(Some(u64::from_be_bytes(arr)))
     }
 
     /// Live coins held by `w`, from the holder index and the pending changes.
@@ -676,8 +719,10 @@ impl<S: Store> Issuer<S> {
         let mut ov = Overlay::new(&view);
         let root = self.root.public();
         let mut settled = 0u64;
+        let mut restricted = Vec::new();
         for (coin, info) in payment.coins.iter().zip(&verified.coins) {
             let o = settle_chain(&mut ov, coin, info, &root, &payment.payer())?;
+            restricted.extend(o.restricted.iter().copied());
             if let Some((cheater, proof)) = &o.double_spend {
                 // Refused, but the proof and the revocation are recorded (no coin changes).
                 let mut g = Group::new();
@@ -704,6 +749,9 @@ impl<S: Store> Issuer<S> {
         g.totals.settled_transfers = settled;
         g.batch
             .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
+        for (id, expires_at) in restricted {
+            g.batch.put(earmark_key(&id), expires_at.to_be_bytes().to_vec());
+        }
         self.commit_group(g, ov)?;
         Ok(conf)
     }
@@ -743,6 +791,40 @@ impl<S: Store> Issuer<S> {
         self.store.commit(b)?;
         Ok(list)
     }
+}
+
+/// The earmark-index key of a coin: red-envelope money held by its winner.
+pub(crate) fn earmark_key(id: &Id) -> Vec<u8> {
+    keys::with(keys::EARMARKED, &id.0)
+}
+
+/// Restricted value coming home in one sync, by expiry.
+#[derive(Default)]
+struct Restricted {
+    by_expiry: BTreeMap<u64, u64>,
+    total: Fen,
+}
+
+impl Restricted {
+    fn add(&mut self, expires_at: u64, value: Fen) -> Result<(), IssuerError> {
+        let overflow = || IssuerError::Refused("overflow".into());
+        self.total = self.total.checked_add(value).ok_or_else(overflow)?;
+        let e = self.by_expiry.entry(expires_at).or_default();
+        *e = e.checked_add(value.0).ok_or_else(overflow)?;
+        Ok(())
+    }
+}
+
+/// The serial of the fresh restricted note for one expiry: derived from the sync id, so a replayed
+/// sync signs the same notes.
+fn restricted_serial(sync_id: &Nonce, expires_at: u64) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"tongbao/v1/restricted-serial");
+    h.update(&sync_id.0);
+    h.update(&expires_at.to_be_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, IssuerError> {

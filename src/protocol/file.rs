@@ -9,13 +9,19 @@ use std::io::Write;
 use std::path::Path;
 
 use super::certificate::{Certificate, Registration};
+use super::cod_order::CodOrder;
+use super::delivery::DeliveryReceipt;
+use super::handoff::HandoffManifest;
+use super::journal::TillJournal;
 use super::keyset::IssuerKeySet;
 use super::note::Note;
 use super::payment::{Payment, Receipt};
 use super::proof::DoubleSpendProof;
+use super::refund::Refund;
 use super::request::PaymentRequest;
 use super::revocation::RevocationList;
 use super::sync::{Confirmation, SyncRequest, SyncResponse};
+use super::till::TillAuthorization;
 use super::{VERSION, label};
 use crate::codec::{Decode, DecodeError, Encode, Put, Reader, signing_bytes};
 
@@ -85,6 +91,18 @@ pub enum TbFile {
     SyncResponse(Box<SyncResponse>),
     /// A payment settled online, with the issuer's confirmation.
     ConfirmedPayment(Box<Payment>, Confirmation),
+    /// A merchant's authorization of a till.
+    TillAuthorization(Box<TillAuthorization>),
+    /// A refund payment and the payment it refunds.
+    Refund(Box<Refund>),
+    /// A till's signed journal.
+    TillJournal(Box<TillJournal>),
+    /// A cash-on-delivery order.
+    CodOrder(Box<CodOrder>),
+    /// A courier's delivery receipt.
+    DeliveryReceipt(Box<DeliveryReceipt>),
+    /// A courier's handoff manifest with the collected payments.
+    Handoff(Box<HandoffManifest>),
 }
 
 impl TbFile {
@@ -102,6 +120,12 @@ impl TbFile {
             TbFile::SyncRequest(_) => 10,
             TbFile::SyncResponse(_) => 11,
             TbFile::ConfirmedPayment(..) => 12,
+            TbFile::TillAuthorization(_) => 13,
+            TbFile::Refund(_) => 14,
+            TbFile::TillJournal(_) => 15,
+            TbFile::CodOrder(_) => 16,
+            TbFile::DeliveryReceipt(_) => 17,
+            TbFile::Handoff(_) => 18,
         }
     }
 
@@ -120,6 +144,12 @@ impl TbFile {
             TbFile::SyncRequest(_) => "sync request",
             TbFile::SyncResponse(_) => "sync response",
             TbFile::ConfirmedPayment(..) => "confirmed online payment",
+            TbFile::TillAuthorization(_) => "till authorization",
+            TbFile::Refund(_) => "refund",
+            TbFile::TillJournal(_) => "till journal",
+            TbFile::CodOrder(_) => "delivery order",
+            TbFile::DeliveryReceipt(_) => "delivery receipt",
+            TbFile::Handoff(_) => "handoff manifest",
         }
     }
 
@@ -142,6 +172,12 @@ impl TbFile {
                 c.encode(&mut b);
                 b
             }
+            TbFile::TillAuthorization(x) => x.to_bytes(),
+            TbFile::Refund(x) => x.to_bytes(),
+            TbFile::TillJournal(x) => x.to_bytes(),
+            TbFile::CodOrder(x) => x.to_bytes(),
+            TbFile::DeliveryReceipt(x) => x.to_bytes(),
+            TbFile::Handoff(x) => x.to_bytes(),
         };
         let mut out = Vec::with_capacity(body.len() + 21);
         out.put_raw(MAGIC);
@@ -204,6 +240,12 @@ impl TbFile {
                 r.finish()?;
                 TbFile::ConfirmedPayment(Box::new(p), c)
             }
+            13 => TbFile::TillAuthorization(Box::new(TillAuthorization::decode(body)?)),
+            14 => TbFile::Refund(Box::new(Refund::decode(body)?)),
+            15 => TbFile::TillJournal(Box::new(TillJournal::decode(body)?)),
+            16 => TbFile::CodOrder(Box::new(CodOrder::decode(body)?)),
+            17 => TbFile::DeliveryReceipt(Box::new(DeliveryReceipt::decode(body)?)),
+            18 => TbFile::Handoff(Box::new(HandoffManifest::decode(body)?)),
             got => {
                 return Err(FileError::Decode(DecodeError::InvalidTag {
                     what: "file kind",

@@ -4,15 +4,21 @@
 //! Each message type lives in its own module.
 
 pub mod certificate;
+pub mod cod_order;
 pub mod coin;
+pub mod delivery;
 pub mod file;
+pub mod handoff;
+pub mod journal;
 pub mod keyset;
 pub mod note;
 pub mod payment;
 pub mod proof;
+pub mod refund;
 pub mod request;
 pub mod revocation;
 pub mod sync;
+pub mod till;
 pub mod transfer;
 
 use crate::codec::{DecodeError, signing_bytes};
@@ -49,6 +55,18 @@ pub mod label {
     pub const CONFIRMATION: &[u8] = b"tongbao/v1/confirmation";
     /// File container checksum (hashed, not signed).
     pub const FILE: &[u8] = b"tongbao/v1/file";
+    /// Till authorization, signed by the merchant.
+    pub const TILL_AUTHORIZATION: &[u8] = b"tongbao/v1/till-authorization";
+    /// Refund request id derivation (hashed, not signed).
+    pub const REFUND: &[u8] = b"tongbao/v1/refund";
+    /// Till journal, signed by the till.
+    pub const TILL_JOURNAL: &[u8] = b"tongbao/v1/till-journal";
+    /// Cash-on-delivery order, signed by the merchant.
+    pub const COD_ORDER: &[u8] = b"tongbao/v1/cod-order";
+    /// Delivery receipt, signed by the courier.
+    pub const DELIVERY_RECEIPT: &[u8] = b"tongbao/v1/delivery-receipt";
+    /// Handoff manifest, signed by the courier.
+    pub const HANDOFF: &[u8] = b"tongbao/v1/handoff";
 }
 
 /// The current version byte of every message.

@@ -71,6 +71,11 @@ impl<S: Store> Wallet<S> {
                 match other {
                     TbFile::Payment(_) => "use `wallet receive FILE`",
                     TbFile::Request(_) => "pay it with `wallet pay --request FILE`",
+                    TbFile::Refund(_) => "use `wallet receive FILE`",
+                    TbFile::TillJournal(_) =>
+                        "the back office reconciles it with `wallet till reconcile --journal FILE`",
+                    TbFile::CodOrder(_) => "a courier loads it with `wallet cod load FILE`",
+                    TbFile::Handoff(_) => "the merchant accepts it with `wallet cod accept FILE`",
                     _ => "use `wallet inspect FILE` to look at it",
                 }
             ))),

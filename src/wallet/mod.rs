@@ -5,16 +5,22 @@
 //! change is reported or any file is written. A payment is in the outbox, and its coins are spent,
 //! before the payment file exists; a receipt exists only after the received coins are stored.
 
+pub mod cod;
+pub mod courier;
 pub mod import;
+pub mod journal;
+pub mod merchant;
 mod pay;
 mod receive;
+pub mod reconcile;
 pub mod records;
+pub mod settled;
 pub mod sync;
 
 pub use crate::store::{Batch, MemStore, SledStore, Store, StoreError};
 pub use pay::{PayTarget, select_coins};
-pub use receive::Received;
-pub use records::{Balance, CoinView, HistoryEntry, OutboxEntry, RequestRecord};
+pub use receive::{ReceiveNote, Received};
+pub use records::{Balance, CoinView, HistoryEntry, OutboxEntry, RequestRecord, SaleRecord};
 
 use rand::{CryptoRng, Rng};
 
@@ -129,6 +135,28 @@ pub(crate) mod keys {
     pub const RECEIVED: &[u8] = b"r/";
     /// Requests made, by request id.
     pub const REQUEST: &[u8] = b"q/";
+    /// The static code's request id.
+    pub const STATIC_CODE: &[u8] = b"m/static-code";
+    /// A till's last close: journal number (u64) and end of its period (u64).
+    pub const LAST_CLOSE: &[u8] = b"m/last-close";
+    /// Payments received, by payment id: the sale record (coins, confirmation, refunds).
+    pub const SALE: &[u8] = b"x/";
+    /// Refunds paid, by refund payment id.
+    pub const REFUND: &[u8] = b"f/";
+    /// A merchant's tills, by till key.
+    pub const TILL: &[u8] = b"w/";
+    /// A merchant's imported till journals, by till key and journal number.
+    pub const JOURNAL: &[u8] = b"j/";
+    /// A merchant's cash-on-delivery orders, by order id (blake3 of the order).
+    pub const ORDER: &[u8] = b"d/";
+    /// A merchant's accepted handoff manifests, by manifest id.
+    pub const HANDOFF: &[u8] = b"e/";
+    /// A courier's carried orders, by order id.
+    pub const CARRIED: &[u8] = b"k/";
+    /// The settlement index: what the issuer made of each coin, by coin id.
+    pub const SETTLED: &[u8] = b"y/";
+    /// Every sync response applied, by sync id.
+    pub const SYNC_LOG: &[u8] = b"ys/";
 
     pub fn with(prefix: &[u8], id: &[u8]) -> Vec<u8> {
         let mut k = prefix.to_vec();

@@ -86,6 +86,24 @@ impl<S: Store> Wallet<S> {
         now: u64,
         rng: &mut R,
     ) -> Result<Payment, WalletError> {
+        self.pay_with(target, None, None, now, rng, |_, _| Ok(()))
+    }
+
+    /// Like [`Wallet::pay`], with a direct payment bound to `bound` instead of a fresh request id
+    /// (refunds), a memo for the history, and `extra` adding its own records to the same commit.
+    pub(crate) fn pay_with<R, F>(
+        &self,
+        target: PayTarget,
+        bound: Option<Nonce>,
+        memo_note: Option<String>,
+        now: u64,
+        rng: &mut R,
+        extra: F,
+    ) -> Result<Payment, WalletError>
+    where
+        R: Rng + CryptoRng + ?Sized,
+        F: FnOnce(&Payment, &mut Batch) -> Result<(), WalletError>,
+    {
         if let Some(p) = self.pending_sync()? {
             // The issuer may collect, for this wallet, coins it receives meanwhile: paying them on
             // before the answer is applied could spend them twice.
@@ -114,7 +132,8 @@ impl<S: Store> Wallet<S> {
                     }
                     (fixed, _) => fixed,
                 };
-                if self.outbox_has_request(&request.request_id)? {
+                // A dynamic code is paid once; a static code (amount 0) as often as the payer likes.
+                if request.amount != Fen::ZERO && self.outbox_has_request(&request.request_id)? {
                     return Err(WalletError::Replay(format!(
                         "request {} was already paid by this wallet",
                         request.request_id.short()
@@ -127,7 +146,12 @@ impl<S: Store> Wallet<S> {
                     Some(request.memo.clone()),
                 )
             }
-            PayTarget::Direct { to, amount } => (*to, *amount, Nonce::random(rng), None),
+            PayTarget::Direct { to, amount } => (
+                *to,
+                *amount,
+                bound.unwrap_or_else(|| Nonce::random(rng)),
+                memo_note.clone(),
+            ),
         };
         if amount == Fen::ZERO {
             return Err(WalletError::Refused("amount must be above zero".into()));
@@ -199,6 +223,9 @@ impl<S: Store> Wallet<S> {
             },
         )?;
 
+        // Dated now, or just after the newest coin if this device's clock is behind the one that
+        // signed it (a payment dated before its coins would be refused by every receiver).
+        let when = chosen.iter().map(|&i| coins[i].last_time()).max().unwrap_or(now).max(now);
         let mut remaining = amount;
         let mut paid_coins = Vec::with_capacity(chosen.len());
         let mut b = Batch::new();
@@ -219,7 +246,7 @@ impl<S: Store> Wallet<S> {
                 });
             }
             let input = coin.id();
-            let t = Transfer::sign(self.secret(), input, outputs, counter, now, request_id);
+            let t = Transfer::sign(self.secret(), input, outputs, counter, when, request_id);
             b.delete(keys::with(keys::COIN, &input.0));
             b.put(keys::with(keys::SEEN, &input.0), t.to_bytes());
             if change > Fen::ZERO {
@@ -238,7 +265,7 @@ impl<S: Store> Wallet<S> {
             amount,
             counter,
             offline_spent: new_spent,
-            time: now,
+            time: when,
             coins: paid_coins.iter().map(|(_, c)| c.clone()).collect(),
             signature: Signature([0; 64]),
             revocations: rl,
@@ -276,6 +303,7 @@ impl<S: Store> Wallet<S> {
                 )
             },
         )?;
+        extra(&payment, &mut b)?;
         crate::failpoint::hit("pay-before-commit");
         self.store().commit(b)?;
         Ok(payment)

@@ -141,11 +141,17 @@ pub struct RequestRecord {
     pub memo: String,
     /// Expiry (unix seconds).
     pub expires_at: u64,
-    /// The paying payment id, once paid.
+    /// The paying payment id, once paid (a dynamic code: one use).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paid_by: Option<String>,
     /// The text code.
     pub code: String,
+    /// When made (unix seconds; 0 in records from before it was kept).
+    #[serde(default)]
+    pub created_at: u64,
+    /// For a static code (amount 0): every payment id that paid it.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub paid: Vec<String>,
 }
 
 impl RequestRecord {
@@ -158,6 +164,8 @@ impl RequestRecord {
             expires_at: r.expires_at,
             paid_by: None,
             code: r.to_code(),
+            created_at: r.created_at,
+            paid: Vec::new(),
         }
     }
 
@@ -167,6 +175,45 @@ impl RequestRecord {
 
     pub(crate) fn from_json(v: &[u8]) -> Result<RequestRecord, WalletError> {
         serde_json::from_slice(v).map_err(|e| WalletError::Corrupt(format!("request: {e}")))
+    }
+}
+
+/// A payment this wallet received, as merchants' journals and reconciliation see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SaleRecord {
+    /// Payment id (hex).
+    pub payment_id: String,
+    /// The payer's address.
+    pub payer: String,
+    /// Amount in fen.
+    pub amount_fen: u64,
+    /// The request it paid (hex).
+    pub request_id: String,
+    /// When received.
+    pub time: u64,
+    /// The coins received (hex ids).
+    pub coins: Vec<String>,
+    /// The issuer's confirmation (hex), for a payment settled online.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confirmation_hex: Option<String>,
+    /// Refunded so far, in fen.
+    #[serde(default)]
+    pub refunded_fen: u64,
+    /// The refund payments (hex ids).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub refunds: Vec<String>,
+    /// For a cash-on-delivery payment: the order number.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub order_id: Option<String>,
+}
+
+impl SaleRecord {
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, WalletError> {
+        serde_json::to_vec(self).map_err(|e| WalletError::Corrupt(e.to_string()))
+    }
+
+    pub(crate) fn from_json(v: &[u8]) -> Result<SaleRecord, WalletError> {
+        serde_json::from_slice(v).map_err(|e| WalletError::Corrupt(format!("sale: {e}")))
     }
 }
 

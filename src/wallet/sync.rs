@@ -15,6 +15,7 @@ use crate::crypto::{Nonce, Signature};
 use crate::money::Fen;
 use crate::protocol::Context;
 use crate::protocol::SignedBody;
+use crate::protocol::note::Earmark;
 use crate::protocol::sync::{CoinStatus, SyncRequest, SyncResponse};
 use crate::protocol::transfer::{Output, Transfer};
 
@@ -101,8 +102,23 @@ impl<S: Store> Wallet<S> {
             e.reported_in = Some(sync_id.to_hex());
             b.put(k, e.to_stored()?);
         }
+        // Cash-on-delivery payments a courier carries for merchants, not yet settled.
+        coins.extend(self.carried_chains()?);
+        let mut expired = Fen::ZERO;
         for coin in self.coins()? {
             let value = coin.value();
+            // Red-envelope money past its window was clawed back by the issuer: it leaves the
+            // wallet instead of going home (the issuer would refuse it).
+            if let Earmark::MerchantsOnly { expires_at } = coin.note.earmark
+                && now > expires_at
+            {
+                b.delete(keys::with(keys::COIN, &coin.id().0));
+                b.put(keys::with(keys::SPENT, &coin.id().0), sync_id.0.to_vec());
+                expired = expired
+                    .checked_add(value)
+                    .ok_or_else(|| WalletError::Corrupt("balance overflow".into()))?;
+                continue;
+            }
             held = held
                 .checked_add(value)
                 .ok_or_else(|| WalletError::Corrupt("balance overflow".into()))?;
@@ -114,7 +130,7 @@ impl<S: Store> Wallet<S> {
                     value,
                 }],
                 counter,
-                now,
+                now.max(coin.last_time()),
                 sync_id,
             );
             b.delete(keys::with(keys::COIN, &coin.id().0));
@@ -142,6 +158,19 @@ impl<S: Store> Wallet<S> {
         .signed(self.secret());
         b.put(keys::COUNTER, counter.to_be_bytes().to_vec());
         b.put(keys::PENDING_SYNC, req.to_bytes());
+        if expired > Fen::ZERO {
+            self.push_history(
+                &mut b,
+                now,
+                HistoryEntry {
+                    amount_fen: Some(expired.0),
+                    ..HistoryEntry::note(
+                        "expired",
+                        format!("{expired} of red-envelope money expired: clawed back by the issuer"),
+                    )
+                },
+            )?;
+        }
         self.push_history(
             &mut b,
             now,
@@ -195,7 +224,15 @@ impl<S: Store> Wallet<S> {
                     "sync response carries notes for another wallet".into(),
                 ));
             }
-            n.verify(&ctx)?;
+            // A restricted note whose window closed since the sync was settled is checked as of
+            // its expiry; it is kept as an expired coin and leaves at the next sync.
+            match n.earmark {
+                Earmark::MerchantsOnly { expires_at } if now > expires_at => n.verify(&Context {
+                    now: expires_at,
+                    ..ctx
+                })?,
+                _ => n.verify(&ctx)?,
+            }
         }
         let cert = &resp.certificate;
         if cert.wallet != self.public() || cert.counter_base != pending.counter {
@@ -247,6 +284,7 @@ impl<S: Store> Wallet<S> {
             b.put(keys::REVOCATIONS, resp.revocations.to_bytes());
         }
         b.put(keys::LAST_SYNC, resp.to_bytes());
+        self.record_settlement(&pending, resp, &mut b)?;
         b.delete(keys::PENDING_SYNC);
         let mut applied = SyncApplied {
             sync_id: sync_hex,

@@ -7,7 +7,7 @@ use super::*;
 pub const T: u64 = 1_795_253_400;
 /// The verifier's clock for every case.
 pub const NOW: u64 = T + 10;
-const DAY: u64 = 86_400;
+pub const DAY: u64 = 86_400;
 
 /// The seeds: `SecretKey::from_seed(&[seed; 32])`.
 pub const SEEDS: &[(u8, &str)] = &[
@@ -24,6 +24,7 @@ pub const SEEDS: &[(u8, &str)] = &[
     (8, "carol: revoked, phone lost"),
     (9, "another issuer's root (malformed cases only)"),
     (10, "till: a till wallet of the shop"),
+    (11, "courier: carries the shop's cash-on-delivery orders"),
 ];
 
 pub fn sk(seed: u8) -> SecretKey {
@@ -438,13 +439,13 @@ impl World {
 // ---------------------------------------------------------------------------------------------
 // Building cases.
 
-struct Builder {
+pub struct Builder {
     out: Vec<Vector>,
-    kind: &'static str,
+    pub kind: &'static str,
 }
 
 impl Builder {
-    fn ok(&mut self, name: &str, comment: &[&str], bytes: Vec<u8>) {
+    pub fn ok(&mut self, name: &str, comment: &[&str], bytes: Vec<u8>) {
         self.out.push(Vector {
             name: name.into(),
             kind: self.kind.into(),
@@ -456,7 +457,7 @@ impl Builder {
         });
     }
 
-    fn err(&mut self, name: &str, error: &str, comment: &str, bytes: Vec<u8>) {
+    pub fn err(&mut self, name: &str, error: &str, comment: &str, bytes: Vec<u8>) {
         self.out.push(Vector {
             name: name.into(),
             kind: self.kind.into(),
@@ -469,7 +470,7 @@ impl Builder {
     }
 
     /// The three cases every message has: truncated, a trailing byte, version 2.
-    fn framing(&mut self, prefix: &str, what: &str, last_field: &str, bytes: &[u8]) {
+    pub fn framing(&mut self, prefix: &str, what: &str, last_field: &str, bytes: &[u8]) {
         let truncated = bytes[..bytes.len() - 1].to_vec();
         let mut trailing = bytes.to_vec();
         trailing.push(0);
@@ -495,7 +496,7 @@ impl Builder {
 }
 
 /// `bytes` with `new` written at `at`.
-fn set(bytes: &[u8], at: usize, new: &[u8]) -> Vec<u8> {
+pub fn set(bytes: &[u8], at: usize, new: &[u8]) -> Vec<u8> {
     let mut v = bytes.to_vec();
     v[at..at + new.len()].copy_from_slice(new);
     v
@@ -509,7 +510,7 @@ fn splice(bytes: &[u8], at: usize, remove: usize, insert: &[u8]) -> Vec<u8> {
 }
 
 /// `bytes` with the lowest bit of byte `at` flipped.
-fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
+pub fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
     let mut v = bytes.to_vec();
     v[at] ^= 1;
     v
@@ -544,6 +545,7 @@ pub fn build() -> Vec<Vector> {
     requests_payments_receipts(&w, &mut b);
     revocations_proofs_files(&w, &mut b);
     sync_and_confirmations(&w, &mut b);
+    super::merchant_cases::merchant_cases(&w, &mut b);
     let mut out = b.out;
     for v in out
         .iter_mut()

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod out;
+mod qr;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,8 +46,16 @@ enum Command {
     Import(cmd::import::Args),
     /// Show the balance and coins.
     Balance(cmd::balance::Args),
-    /// Make a payment request (a code for the payer).
+    /// Make a payment request (a dynamic code for the payer: amount set, one use).
     Request(cmd::request::Args),
+    /// Show the static merchant code (the customer enters the amount; reusable).
+    Code(cmd::code::Args),
+    /// Pay a customer back, referencing a payment received (partial refunds add up).
+    Refund(cmd::refund::Args),
+    /// A merchant's tills: authorize, list, close (journal), reconcile.
+    Till(cmd::till::Args),
+    /// Cash on delivery: create, load, show, list, collect, refuse, handoff, accept.
+    Cod(cmd::cod::Args),
     /// Pay a request or an address, offline (or --online: settled at once); writes the file.
     Pay(cmd::pay::Args),
     /// Receive a payment file offline (or a confirmed one); optionally write the receipt.
@@ -79,6 +88,10 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(&ctx, a),
         Command::Balance(a) => cmd::balance::run(&ctx, a),
         Command::Request(a) => cmd::request::run(&ctx, a),
+        Command::Code(a) => cmd::code::run(&ctx, a),
+        Command::Refund(a) => cmd::refund::run(&ctx, a),
+        Command::Till(a) => cmd::till::run(&ctx, a),
+        Command::Cod(a) => cmd::cod::run(&ctx, a),
         Command::Pay(a) => cmd::pay::run(&ctx, a),
         Command::Receive(a) => cmd::receive::run(&ctx, a),
         Command::Sync(a) => cmd::sync::run(&ctx, a),

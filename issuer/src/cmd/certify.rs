@@ -14,6 +14,9 @@ use super::{Ctx, check_new_output};
 pub struct Args {
     /// The wallet's registration file (from `wallet init`).
     registration: PathBuf,
+    /// For a till: its merchant's authorization (from `wallet till authorize` on the merchant).
+    #[arg(long, value_name = "FILE")]
+    authorization: Option<PathBuf>,
     /// e-CNY class: I, II, III or IV.
     #[arg(long)]
     class: WalletClass,
@@ -38,13 +41,28 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             other.kind_name()
         ),
     };
+    let auth = match &a.authorization {
+        None => None,
+        Some(p) => match read_file(p)? {
+            TbFile::TillAuthorization(x) => Some(*x),
+            other => bail!(
+                "{} is a {}, not a till authorization",
+                p.display(),
+                other.kind_name()
+            ),
+        },
+    };
     let cert = match super::operator::open(ctx)? {
-        super::operator::Ledger::Direct(iss) => iss.certify(
+        super::operator::Ledger::Direct(iss) => iss.certify_with(
             &reg,
+            auth.as_ref(),
             a.class,
             a.valid_for.unwrap_or(DEFAULT_CERT_SECS),
             ctx.now,
         )?,
+        super::operator::Ledger::Service(_) if reg.merchant.is_some() => bail!(
+            "the issuer service holds the ledger, and its API does not take a till authorization yet: certify tills while it is stopped"
+        ),
         super::operator::Ledger::Service(c) => c.certify(&reg, a.class, a.valid_for)?,
     };
     write_file(&a.out, &TbFile::Certificate(cert.clone()))?;

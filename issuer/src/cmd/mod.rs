@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod certify;
+pub mod clawback;
 pub mod demo;
 pub mod init;
 pub mod issue;
@@ -10,6 +11,7 @@ pub mod keys;
 pub mod ledger;
 pub mod notes;
 pub mod operator;
+pub mod pilot;
 pub mod revoke;
 pub mod serve;
 pub mod settle;

@@ -2,6 +2,8 @@
 
 pub mod address;
 pub mod balance;
+pub mod cod;
+pub mod code;
 pub mod history;
 pub mod import;
 pub mod init;
@@ -11,8 +13,10 @@ pub mod pay;
 pub mod proofs;
 pub mod receive;
 pub mod redeem;
+pub mod refund;
 pub mod request;
 pub mod sync;
+pub mod till;
 pub mod topup;
 
 use std::path::{Path, PathBuf};

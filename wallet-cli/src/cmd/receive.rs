@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use tongbao::SignedBody as _;
 use tongbao::protocol::file::TbFile;
-use tongbao::wallet::WalletError;
+use tongbao::wallet::{ReceiveNote, WalletError};
 
 use super::{Ctx, check_new_output, read, write};
 
@@ -27,9 +27,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     if let Some(out) = &a.receipt_out {
         check_new_output(out)?;
     }
-    let (payment, confirmation) = match read(&a.file)? {
-        TbFile::Payment(p) => (p, None),
-        TbFile::ConfirmedPayment(p, c) => (p, Some(c)),
+    let (payment, confirmation, refund_of) = match read(&a.file)? {
+        TbFile::Payment(p) => (p, None, None),
+        TbFile::ConfirmedPayment(p, c) => (p, Some(c), None),
+        TbFile::Refund(r) => (Box::new(r.payment), None, Some((r.original, r.number))),
         other => bail!(
             "{} is a {}, not a payment",
             a.file.display(),
@@ -41,7 +42,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         c.verify(&w.keyset()?, &payment)
             .context("the issuer's confirmation in the file does not check")?;
     }
-    let got = match w.receive(&payment, ctx.now) {
+    let note = ReceiveNote {
+        confirmation: confirmation.clone(),
+        refund_of,
+        ..ReceiveNote::default()
+    };
+    let got = match w.receive_noted(&payment, note, ctx.now) {
         Ok(g) => g,
         Err(e @ WalletError::Replay(_)) => {
             // Already received: nothing changes, but the receipt can be written again.
@@ -72,6 +78,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             "memo": got.memo,
             "receipt": a.receipt_out,
             "settled": confirmation.is_some(),
+            "refund_of": refund_of.map(|(p, _)| p.to_hex()),
             "settled_at": confirmation.as_ref().map(|c| c.settled_at),
         }));
     }
@@ -80,6 +87,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         .filter(|m| !m.is_empty())
         .map(|m| format!(" for \"{m}\""))
         .unwrap_or_default();
+    if let Some((orig, n)) = &refund_of {
+        println!("refund {n} of your payment {}", orig.short());
+    }
     println!(
         "received {} from {}{memo} (payment {})",
         got.amount,

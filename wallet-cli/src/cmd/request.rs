@@ -22,6 +22,9 @@ pub struct Args {
     /// Also write the request as a file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Do not draw the QR code.
+    #[arg(long)]
+    no_qr: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -54,6 +57,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         format_rfc3339(req.expires_at)
     );
     println!("{code}");
+    if !a.no_qr {
+        println!("{}", crate::qr::render(&code)?);
+    }
     if let Some(out) = &a.out {
         println!("written to {}", out.display());
     }

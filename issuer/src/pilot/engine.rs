@@ -1,0 +1,829 @@
+//! The pilot run: the real wallet engine (`tongbao::wallet::Wallet` over [`SimStore`]) and the real
+//! ledger (`Issuer` over sled), driven day by day on a simulated clock.
+//!
+//! Each day: winners claim (wallet, certificate, top-up, envelope note); stores and couriers make
+//! payment requests; people pay them (restricted money first) and make transfers; online payments
+//! are settled at the issuer one by one in time order while stores check offline payments; people
+//! import online confirmations; then the wallets due to sync do, in groups (signature checks on
+//! every core, one commit per group). Work on different wallets runs on both cores; everything that
+//! touches the ledger runs in a fixed order, so a seed always gives the same run.
+
+use std::collections::HashMap;
+
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use tongbao::protocol::certificate::{WalletClass, WalletKind};
+use tongbao::protocol::file::TbFile;
+use tongbao::protocol::note::Earmark;
+use tongbao::protocol::payment::Payment;
+use tongbao::protocol::sync::Confirmation;
+use tongbao::protocol::keyset::IssuerKeySet;
+use tongbao::store::Store;
+use tongbao::wallet::{PayTarget, Wallet, WalletError};
+use tongbao::{Fen, Id, PublicKey};
+
+
+use super::plan::{Channel, Intent, Payee, Plan, ShopLayout};
+use super::scenario::Checked;
+use super::store::{LedgerStore, SimStore};
+use crate::Issuer;
+
+pub(crate) type W = Wallet<SimStore>;
+
+/// Streams of the seeded generator: each wallet and operation draws from its own.
+pub(crate) mod stream {
+    pub const ISSUER: u64 = 1;
+    pub const CREATE: u64 = 2;
+    pub const NOTE: u64 = 3;
+    pub const REQUEST: u64 = 4;
+    pub const PAY: u64 = 5;
+    pub const SYNC: u64 = 6;
+}
+
+/// A generator for one (stream, wallet, step): independent of the order work runs in.
+pub(crate) fn rng_for(seed: u64, stream: u64, a: u64, b: u64) -> StdRng {
+    let mut h = blake3::Hasher::new();
+    h.update(b"tongbao/pilot/rng");
+    for x in [seed, stream, a, b] {
+        h.update(&x.to_be_bytes());
+    }
+    let mut s = [0u8; 32];
+    s.copy_from_slice(h.finalize().as_bytes());
+    StdRng::from_seed(s)
+}
+
+/// What happened to one payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Refused by the payer's own wallet or by the payee (or online by the issuer).
+    Refused,
+    /// Accepted offline by the payee, not settled yet.
+    Accepted,
+    /// Settled at the issuer.
+    Settled,
+    /// Accepted offline, then rejected at settlement: the second spend of a double spend.
+    Lost,
+}
+
+/// One payment the pilot made.
+#[derive(Debug, Clone)]
+pub(crate) struct PayRec {
+    pub day: u32,
+    pub time: u64,
+    pub channel: Channel,
+    pub amount: u64,
+    /// Of which red-envelope money.
+    pub envelope: u64,
+    pub payer: u32,
+    pub status: Status,
+    pub settled_at: u64,
+    pub coins_left: u8,
+    pub lost_fen: u64,
+    /// One of the two spends of a cheat.
+    pub cheat: bool,
+    /// Refused because the payee caught a double spend.
+    pub caught_locally: bool,
+    /// Paid to: a store, an online shop, a courier or a person.
+    pub to: Dest,
+}
+
+/// What kind of payee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    Store,
+    OnlineShop,
+    Courier,
+    Person,
+}
+
+/// Per-person progress through the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PersonState {
+    pub next: u32,
+    pub done: bool,
+    pub revoked: bool,
+    pub cheated: bool,
+    /// A payment it made was refused after its coins left: they wait in its outbox.
+    pub stranded: bool,
+}
+
+/// Which wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Who {
+    Person(u32),
+    Pool(u32),
+    Shop(u32),
+}
+
+/// Day-by-day figures.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DayRow {
+    /// Day of the window (0-based).
+    pub day: u32,
+    /// Its date.
+    pub date: String,
+    /// Winners who claimed that day.
+    pub claims: u64,
+    /// Payments made, by channel (report order).
+    pub payments: [u64; 5],
+    /// Value paid, by channel, fen.
+    pub value_fen: [u64; 5],
+    /// Red-envelope money spent, fen.
+    pub envelope_fen: u64,
+    /// Own money spent, fen.
+    pub own_fen: u64,
+    /// Payments settled at the issuer that day.
+    pub settled: u64,
+    /// Offline payments accepted and not settled at the end of the day, fen.
+    pub exposure_fen: u64,
+    /// Double spends attempted that day.
+    pub double_spends: u64,
+    /// Losses booked so far, fen.
+    pub losses_fen: u64,
+    /// Syncs settled that day.
+    pub syncs: u64,
+}
+
+/// The run's state.
+pub(crate) struct World {
+    pub sc: Checked,
+    pub seed: u64,
+    pub iss: Issuer<LedgerStore>,
+    pub layout: ShopLayout,
+    pub plans: Vec<Plan>,
+    pub persons: Vec<Option<W>>,
+    pub state: Vec<PersonState>,
+    pub pool: Vec<W>,
+    pub shops: Vec<W>,
+    pub pays: Vec<PayRec>,
+    /// Offline-received coins not yet settled: coin id -> payment index.
+    pub coin_pay: HashMap<Id, u32>,
+    /// Stores, couriers and pool people holding unsettled money: (tonight, on schedule).
+    pub shop_dirty: Vec<(bool, bool)>,
+    pub pool_dirty: Vec<bool>,
+    pub days: Vec<DayRow>,
+    pub exposure: u64,
+    pub refusals: std::collections::BTreeMap<String, u64>,
+    pub double_spends_local: u64,
+    pub double_spends_online: u64,
+    pub syncs_refused: u64,
+    /// Double spends attempted (both spends made).
+    pub attempts: u64,
+    pub shop_index: HashMap<PublicKey, u32>,
+    pub pool_index: HashMap<PublicKey, u32>,
+    pub progress: ProgressBar,
+}
+
+/// Start of day `d`.
+pub(crate) fn day_start(sc: &Checked, d: u32) -> u64 {
+    sc.start + u64::from(d) * 86_400
+}
+
+impl World {
+    pub(crate) fn wallet(&self, w: Who) -> Option<&W> {
+        match w {
+            Who::Person(i) => self.persons.get(i as usize).and_then(|x| x.as_ref()),
+            Who::Pool(i) => self.pool.get(i as usize),
+            Who::Shop(i) => self.shops.get(i as usize),
+        }
+    }
+
+    /// Sets up the issuer and the shops; plans are drawn; no winner has a wallet yet.
+    pub(crate) fn new(
+        sc: Checked,
+        seed: u64,
+        ledger_dir: &std::path::Path,
+        progress: ProgressBar,
+    ) -> anyhow::Result<World> {
+        let t = sc.start;
+        let store = LedgerStore::open(ledger_dir)?;
+        let iss = Issuer::init(store, t - 3600, &mut rng_for(seed, stream::ISSUER, 0, 0))?;
+        super::set_max_hops(&iss, sc.spec.policy.max_hops, t - 3600)?;
+        let layout = ShopLayout::of(&sc);
+        let plans = super::plan::draw(&sc, &layout, seed);
+        let keyset = iss.keyset()?;
+        let valid = u64::from(sc.spec.window.days) * 86_400 + 30 * 86_400;
+        let mclass = sc.merchant_class;
+        // Stores and online shops, then couriers (tills of the first online shop).
+        let first_couriers = layout.couriers.0;
+        let mk = |i: u32, kind: WalletKind, merchant: Option<PublicKey>, seedn: u64| {
+            make_wallet(&iss, &keyset, kind, merchant, mclass, valid, t - 1800, seedn, i)
+        };
+        let mut shops: Vec<W> = (0..first_couriers)
+            .into_par_iter()
+            .map(|i| mk(i, WalletKind::Merchant, None, seed))
+            .collect::<Result<_, _>>()?;
+        if layout.couriers.1 > layout.couriers.0 {
+            let jd = shops[layout.online[0].0 as usize].public();
+            let couriers: Vec<W> = (layout.couriers.0..layout.couriers.1)
+                .into_par_iter()
+                .map(|i| mk(i, WalletKind::Till, Some(jd), seed))
+                .collect::<Result<_, _>>()?;
+            shops.extend(couriers);
+        }
+        let n_pool = sc.spec.population.people as u32;
+        let pool: Vec<W> = (0..n_pool)
+            .into_par_iter()
+            .map(|i| {
+                make_wallet(
+                    &iss,
+                    &keyset,
+                    WalletKind::Personal,
+                    None,
+                    WalletClass::II,
+                    valid,
+                    t - 1800,
+                    seed ^ 0x9e37,
+                    i,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let n = plans.len();
+        let n_shops = shops.len();
+        let (shop_index, pool_index) = (index_of(&shops), index_of(&pool));
+        Ok(World {
+            seed,
+            iss,
+            layout,
+            persons: (0..n).map(|_| None).collect(),
+            state: vec![PersonState::default(); n],
+            plans,
+            pool,
+            shops,
+            pays: Vec::new(),
+            coin_pay: HashMap::new(),
+            shop_dirty: vec![(false, false); n_shops],
+            pool_dirty: vec![false; n_pool as usize],
+            days: Vec::new(),
+            exposure: 0,
+            refusals: Default::default(),
+            double_spends_local: 0,
+            double_spends_online: 0,
+            syncs_refused: 0,
+            attempts: 0,
+            shop_index,
+            pool_index,
+            progress,
+            sc,
+        })
+    }
+
+    /// One day of the window.
+    pub(crate) fn day(&mut self, d: u32) -> anyhow::Result<()> {
+        let t0 = day_start(&self.sc, d);
+        let mut row = DayRow {
+            day: d,
+            date: tongbao::time::format_rfc3339(t0)[..10].to_string(),
+            ..DayRow::default()
+        };
+        row.claims = self.claims(d, t0 + 7 * 3600)?;
+        let before = self.pays.len();
+        let attempts_before = self.attempts;
+        let payments = self.pay(d, t0)?;
+        self.deliver(payments)?;
+        for p in &self.pays[before..] {
+            let c = p.channel as usize;
+            if p.status != Status::Refused {
+                row.payments[c] += 1;
+                row.value_fen[c] += p.amount;
+                row.envelope_fen += p.envelope;
+                row.own_fen += p.amount - p.envelope;
+            }
+        }
+        row.double_spends = self.attempts - attempts_before;
+        row.syncs = self.evening(d, t0 + 22 * 3600)?;
+        self.iss.store.checkpoint()?;
+        row.settled = self
+            .pays
+            .iter()
+            .filter(|p| p.status == Status::Settled && p.settled_at >= t0 && p.settled_at < t0 + 86_400)
+            .count() as u64;
+        row.exposure_fen = self.exposure;
+        row.losses_fen = self.iss.stats()?.losses_fen;
+        self.days.push(row);
+        Ok(())
+    }
+
+    /// Winners claiming on day `d`: wallet, certificate, top-up, envelope.
+    fn claims(&mut self, d: u32, t: u64) -> anyhow::Result<u64> {
+        let who: Vec<u32> = (0..self.plans.len() as u32)
+            .filter(|&i| {
+                let p = &self.plans[i as usize];
+                p.claims && p.claim_day == d
+            })
+            .collect();
+        let keyset = self.iss.keyset()?;
+        let valid = u64::from(self.sc.spec.window.days) * 86_400 + 30 * 86_400;
+        let (iss, plans, seed) = (&self.iss, &self.plans, self.seed);
+        let made: Vec<W> = who
+            .par_iter()
+            .map(|&i| {
+                let p = &plans[i as usize];
+                make_wallet(iss, &keyset, WalletKind::Personal, None, p.class, valid, t, seed, i)
+            })
+            .collect::<Result<_, _>>()?;
+        for (&i, w) in who.iter().zip(made) {
+            self.persons[i as usize] = Some(w);
+        }
+        let topups: Vec<(Who, Fen, Fen)> = who
+            .iter()
+            .filter(|&&i| self.plans[i as usize].topup > Fen::ZERO)
+            .map(|&i| (Who::Person(i), self.plans[i as usize].topup, Fen::ZERO))
+            .collect();
+        self.sync_round(topups, t + 60)?;
+        let end = self.sc.end();
+        let (iss, plans, persons) = (&self.iss, &self.plans, &self.persons);
+        who.par_iter()
+            .map(|&i| -> anyhow::Result<()> {
+                let w = persons[i as usize]
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
+                let notes = iss.issue(
+                    &w.public(),
+                    plans[i as usize].envelope,
+                    Earmark::MerchantsOnly { expires_at: end },
+                    t + 120,
+                    &mut rng_for(seed, stream::NOTE, u64::from(i), 0),
+                )?;
+                w.import(TbFile::Notes(notes), t + 180)?;
+                Ok(())
+            })
+            .collect::<anyhow::Result<()>>()?;
+        Ok(who.len() as u64)
+    }
+
+    /// The day's purchases and transfers: amounts, requests, payments. Returns the payments made,
+    /// each with its record index.
+    fn pay(&mut self, d: u32, t0: u64) -> anyhow::Result<Vec<(u32, Payment)>> {
+        // Amounts, from each wallet's money and limits (restricted money first).
+        let active: Vec<u32> = (0..self.plans.len() as u32)
+            .filter(|&i| {
+                let s = &self.state[i as usize];
+                let p = &self.plans[i as usize];
+                self.persons[i as usize].is_some()
+                    && !s.revoked
+                    && !s.cheated
+                    && p.intents.get(s.next as usize).is_some_and(|x| x.day == d)
+            })
+            .collect();
+        let (persons, plans, state) = (&self.persons, &self.plans, &self.state);
+        let planned: Vec<(u32, Vec<(Intent, Fen)>, u32, bool)> = active
+            .par_iter()
+            .map(|&i| {
+                let w = persons[i as usize].as_ref();
+                let s = state[i as usize];
+                let todo: Vec<Intent> = plans[i as usize].intents[s.next as usize..]
+                    .iter()
+                    .take_while(|x| x.day == d)
+                    .copied()
+                    .collect();
+                let n = todo.len() as u32;
+                let (out, done) = match w {
+                    Some(w) => amounts(w, &todo, s.done, t0),
+                    None => (Vec::new(), s.done),
+                };
+                (i, out, n, done)
+            })
+            .collect();
+        // Requests, made by each payee store for its payments (and the cheat's second store).
+        struct Job {
+            person: u32,
+            intent: Intent,
+            amount: Fen,
+            time: u64,
+            rec: u32,
+            twin_rec: Option<u32>,
+        }
+        let mut jobs: Vec<Job> = Vec::new();
+        for (i, list, n, done) in planned {
+            let st = &mut self.state[i as usize];
+            st.next += n;
+            st.done = done;
+            for (intent, amount) in list {
+                let time = t0 + u64::from(intent.secs);
+                let to = match intent.payee {
+                    Payee::Person(_) => Dest::Person,
+                    Payee::Shop(s) if s < self.layout.stores => Dest::Store,
+                    Payee::Shop(s) if s < self.layout.couriers.0 => Dest::OnlineShop,
+                    Payee::Shop(_) => Dest::Courier,
+                };
+                let rec = self.record(d, time, intent.channel, amount, i, intent.twin.is_some(), to);
+                let twin_rec = intent
+                    .twin
+                    .map(|_| self.record(d, time + 600, intent.channel, amount, i, true, Dest::Store));
+                jobs.push(Job {
+                    person: i,
+                    intent,
+                    amount,
+                    time,
+                    rec,
+                    twin_rec,
+                });
+            }
+        }
+        let mut by_shop: HashMap<u32, Vec<(u32, Fen, u64)>> = HashMap::new();
+        for j in &jobs {
+            if let Payee::Shop(s) = j.intent.payee {
+                by_shop.entry(s).or_default().push((j.rec, j.amount, j.time));
+            }
+            if let (Some(s), Some(r)) = (j.intent.twin, j.twin_rec) {
+                by_shop.entry(s).or_default().push((r, j.amount, j.time + 600));
+            }
+        }
+        let mut by_shop: Vec<(u32, Vec<(u32, Fen, u64)>)> = by_shop.into_iter().collect();
+        by_shop.sort_by_key(|(s, _)| *s);
+        let (shops, seed) = (&self.shops, self.seed);
+        let requests: HashMap<u32, tongbao::protocol::request::PaymentRequest> = by_shop
+            .par_iter()
+            .map(|(s, list)| {
+                let w = &shops[*s as usize];
+                let mut out = Vec::with_capacity(list.len());
+                for (k, &(rec, amount, time)) in list.iter().enumerate() {
+                    let mut rng = rng_for(seed, stream::REQUEST, u64::from(*s), u64::from(rec) << 8 | k as u64 & 0xff);
+                    let r = w.create_request(amount, String::new(), 1800, time - 30, &mut rng)?;
+                    out.push((rec, r));
+                }
+                Ok(out)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        // Payments: each person's in time order; people on both cores.
+        let mut by_person: Vec<(u32, Vec<usize>)> = Vec::new();
+        for (k, j) in jobs.iter().enumerate() {
+            match by_person.last_mut() {
+                Some((p, v)) if *p == j.person => v.push(k),
+                _ => by_person.push((j.person, vec![k])),
+            }
+        }
+        let target = |j: &Job, rec: u32, pool: &[W]| -> Option<PayTarget> {
+            match j.intent.payee {
+                Payee::Shop(_) => requests.get(&rec).map(|r| PayTarget::Request {
+                    request: r.clone(),
+                    amount: None,
+                }),
+                Payee::Person(p) => pool.get(p as usize).map(|w| PayTarget::Direct {
+                    to: w.public(),
+                    amount: j.amount,
+                }),
+            }
+        };
+        let persons = &self.persons;
+        let pool = &self.pool;
+        let results: Vec<Vec<(u32, Result<Payment, String>)>> = by_person
+            .par_iter()
+            .filter(|(p, _)| !self.plans[*p as usize].cheater)
+            .map(|(p, ks)| {
+                let Some(w) = persons[*p as usize].as_ref() else {
+                    return Vec::new();
+                };
+                let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
+                ks.iter()
+                    .map(|&k| {
+                        let j = &jobs[k];
+                        let r = match target(j, j.rec, pool) {
+                            Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
+                            None => Err("no request".into()),
+                        };
+                        (j.rec, r)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut made: Vec<(u32, Result<Payment, String>)> = results.into_iter().flatten().collect();
+        // Cheaters, one by one: pay, roll the wallet back to before, pay the same money again.
+        for (p, ks) in &by_person {
+            if !self.plans[*p as usize].cheater {
+                continue;
+            }
+            let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
+            for &k in ks {
+                let j = &jobs[k];
+                let Some(w) = self.persons[*p as usize].as_ref() else {
+                    continue;
+                };
+                let Some(twin_rec) = j.twin_rec else {
+                    let r = match target(j, j.rec, pool) {
+                        Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
+                        None => Err("no request".into()),
+                    };
+                    made.push((j.rec, r));
+                    continue;
+                };
+                let backup = w.store().snapshot();
+                let first = match target(j, j.rec, pool) {
+                    Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
+                    None => Err("no request".into()),
+                };
+                let rolled = Wallet::open(backup)?;
+                let second = match requests.get(&twin_rec) {
+                    Some(r) => rolled
+                        .pay(
+                            PayTarget::Request {
+                                request: r.clone(),
+                                amount: None,
+                            },
+                            j.time + 600,
+                            &mut rng,
+                        )
+                        .map_err(|e| e.to_string()),
+                    None => Err("no request".into()),
+                };
+                if first.is_ok() && second.is_ok() {
+                    self.attempts += 1;
+                }
+                made.push((j.rec, first));
+                made.push((twin_rec, second));
+                self.persons[*p as usize] = Some(rolled);
+                self.state[*p as usize].cheated = true;
+            }
+        }
+        made.sort_by_key(|(rec, _)| *rec);
+        let mut out = Vec::with_capacity(made.len());
+        for (rec, r) in made {
+            match r {
+                Ok(p) => {
+                    let envelope: u64 = p
+                        .coins
+                        .iter()
+                        .filter(|c| matches!(c.note.earmark, Earmark::MerchantsOnly { .. }))
+                        .map(|c| c.value().0)
+                        .sum();
+                    let pr = &mut self.pays[rec as usize];
+                    pr.envelope = envelope;
+                    pr.coins_left = p.coins.len() as u8;
+                    out.push((rec, p));
+                }
+                Err(e) => {
+                    self.pays[rec as usize].status = Status::Refused;
+                    *self.refusals.entry(format!("payer: {}", short(&e))).or_default() += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        d: u32,
+        time: u64,
+        channel: Channel,
+        amount: Fen,
+        payer: u32,
+        cheat: bool,
+        to: Dest,
+    ) -> u32 {
+        self.pays.push(PayRec {
+            day: d,
+            time,
+            channel,
+            amount: amount.0,
+            envelope: 0,
+            payer,
+            status: Status::Accepted,
+            settled_at: 0,
+            coins_left: 0,
+            lost_fen: 0,
+            cheat,
+            caught_locally: false,
+            to,
+        });
+        (self.pays.len() - 1) as u32
+    }
+
+    /// Online payments settled at the issuer (in time order, one thread) while payees check the
+    /// offline ones (on the other core); then payers import their confirmations.
+    fn deliver(&mut self, payments: Vec<(u32, Payment)>) -> anyhow::Result<()> {
+        let (online, offline): (Vec<_>, Vec<_>) = payments
+            .into_iter()
+            .partition(|(rec, _)| self.pays[*rec as usize].channel == Channel::Online);
+        let mut online = online;
+        online.sort_by_key(|(rec, _)| (self.pays[*rec as usize].time, *rec));
+        let mut by_payee: HashMap<Who, Vec<(u32, Payment)>> = HashMap::new();
+        for (rec, p) in offline {
+            let who = self.payee_of(&p)?;
+            by_payee.entry(who).or_default().push((rec, p));
+        }
+        let mut by_payee: Vec<(Who, Vec<(u32, Payment)>)> = by_payee.into_iter().collect();
+        by_payee.sort_by_key(|(w, _)| *w);
+        let iss = &self.iss;
+        let pays = &self.pays;
+        let world = &*self;
+        let (settled, received) = rayon::join(
+            || {
+                online
+                    .iter()
+                    .map(|(rec, p)| {
+                        let t = pays[*rec as usize].time;
+                        (*rec, iss.pay_online(p, t).map_err(|e| e.to_string()))
+                    })
+                    .collect::<Vec<_>>()
+            },
+            || {
+                by_payee
+                    .par_iter()
+                    .map(|(who, list)| {
+                        let Some(w) = world.wallet(*who) else {
+                            return Vec::new();
+                        };
+                        list.iter()
+                            .map(|(rec, p)| {
+                                let t = pays[*rec as usize].time + 5;
+                                let r = match w.receive(p, t) {
+                                    Ok(_) => Ok(p.coins.iter().map(|c| c.id()).collect::<Vec<_>>()),
+                                    Err(e @ WalletError::DoubleSpend { .. }) => Err((true, e.to_string())),
+                                    Err(e) => Err((false, e.to_string())),
+                                };
+                                (*rec, *who, r)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        let mut confirms: Vec<(u32, Payment, Confirmation)> = Vec::new();
+        for ((rec, r), (_, p)) in settled.into_iter().zip(online) {
+            let pr = &mut self.pays[rec as usize];
+            match r {
+                Ok(conf) => {
+                    pr.status = Status::Settled;
+                    pr.settled_at = pr.time;
+                    confirms.push((pr.payer, p, conf));
+                }
+                Err(e) => {
+                    pr.status = Status::Refused;
+                    self.state[pr.payer as usize].stranded = true;
+                    if e.contains("double spend") {
+                        self.double_spends_online += 1;
+                    }
+                    *self.refusals.entry(format!("issuer: {}", short(&e))).or_default() += 1;
+                }
+            }
+        }
+        for (rec, who, r) in received.into_iter().flatten() {
+            let pr = &mut self.pays[rec as usize];
+            match r {
+                Ok(ids) => {
+                    self.exposure += pr.amount;
+                    for id in ids {
+                        self.coin_pay.insert(id, rec);
+                    }
+                    let tonight = matches!(pr.channel, Channel::Offline | Channel::CashOnDelivery);
+                    match who {
+                        Who::Shop(s) => {
+                            let f = &mut self.shop_dirty[s as usize];
+                            if tonight {
+                                f.0 = true;
+                            } else {
+                                f.1 = true;
+                            }
+                        }
+                        Who::Pool(i) => self.pool_dirty[i as usize] = true,
+                        Who::Person(_) => {}
+                    }
+                }
+                Err((caught, e)) => {
+                    pr.status = Status::Refused;
+                    self.state[pr.payer as usize].stranded = true;
+                    if caught {
+                        pr.caught_locally = true;
+                        self.double_spends_local += 1;
+                    }
+                    *self.refusals.entry(format!("payee: {}", short(&e))).or_default() += 1;
+                }
+            }
+        }
+        // Payers import the issuer's confirmations of their online payments.
+        let mut by_payer: Vec<(u32, Vec<(Payment, Confirmation)>)> = Vec::new();
+        confirms.sort_by_key(|(p, _, _)| *p);
+        for (p, pay, conf) in confirms {
+            match by_payer.last_mut() {
+                Some((q, v)) if *q == p => v.push((pay, conf)),
+                _ => by_payer.push((p, vec![(pay, conf)])),
+            }
+        }
+        let persons = &self.persons;
+        by_payer
+            .par_iter()
+            .map(|(p, list)| -> anyhow::Result<()> {
+                if let Some(w) = persons[*p as usize].as_ref() {
+                    for (pay, conf) in list {
+                        w.confirm_online(conf, pay.time + 30)?;
+                    }
+                }
+                Ok(())
+            })
+            .collect::<anyhow::Result<()>>()?;
+        Ok(())
+    }
+
+    fn payee_of(&self, p: &Payment) -> anyhow::Result<Who> {
+        // Payees are few per payment; the layout tells where to look.
+        if let Some(i) = self.shop_index.get(&p.payee) {
+            return Ok(Who::Shop(*i));
+        }
+        if let Some(i) = self.pool_index.get(&p.payee) {
+            return Ok(Who::Pool(*i));
+        }
+        anyhow::bail!("internal: payment to an unknown wallet")
+    }
+}
+
+/// How much each of a person's intents of the day will pay: capped by the money the wallet holds
+/// (restricted first), its own limits, and the end of its envelope (it stops buying when the
+/// envelope is spent). Returns the amounts and whether the person has stopped.
+fn amounts(w: &W, todo: &[Intent], mut done: bool, now: u64) -> (Vec<(Intent, Fen)>, bool) {
+    let Ok(coins) = w.coins() else {
+        return (Vec::new(), done);
+    };
+    let (mut r, mut p) = (0u64, 0u64);
+    for c in &coins {
+        match c.note.earmark {
+            Earmark::MerchantsOnly { expires_at } if now <= expires_at => r += c.value().0,
+            Earmark::MerchantsOnly { .. } => {}
+            Earmark::None => p += c.value().0,
+        }
+    }
+    let Ok(Some(cert)) = w.certificate() else {
+        return (Vec::new(), done);
+    };
+    let lim = cert.limits;
+    let mut left = lim
+        .offline_total_max
+        .0
+        .saturating_sub(w.offline_spent().map(|f| f.0).unwrap_or(u64::MAX));
+    let counter = w.counter().unwrap_or(u64::MAX);
+    let mut count_left = (cert.counter_base + u64::from(lim.offline_count_max)).saturating_sub(counter);
+    let mut out = Vec::new();
+    for x in todo {
+        if count_left == 0 {
+            break;
+        }
+        let amount = if x.channel == Channel::Transfer {
+            let a = x.basket.0.min(p).min(left);
+            p -= a;
+            a
+        } else {
+            if done || r == 0 {
+                done = true;
+                continue;
+            }
+            let a = x.basket.0.min(r + p).min(left).min(lim.per_payment_max.0);
+            let from_r = a.min(r);
+            r -= from_r;
+            p -= a - from_r;
+            a
+        };
+        if amount == 0 {
+            continue;
+        }
+        left -= amount;
+        count_left -= 1;
+        out.push((*x, Fen(amount)));
+    }
+    (out, done)
+}
+
+fn short(e: &str) -> String {
+    let e = e.split(':').next().unwrap_or(e);
+    e.chars().take(70).collect()
+}
+
+/// A certified wallet: created, registered, certified by the issuer and the certificate imported.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_wallet<S: Store>(
+    iss: &Issuer<S>,
+    keyset: &IssuerKeySet,
+    kind: WalletKind,
+    merchant: Option<PublicKey>,
+    class: WalletClass,
+    valid: u64,
+    now: u64,
+    seed: u64,
+    i: u32,
+) -> anyhow::Result<W> {
+    let k = match kind {
+        WalletKind::Personal => 1,
+        WalletKind::Merchant => 2,
+        WalletKind::Till => 3,
+        _ => 4,
+    };
+    let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
+    let (w, reg) = Wallet::create(SimStore::new(), kind, merchant, keyset.clone(), now, &mut rng)?;
+    let cert = iss.certify(&reg, class, valid, now)?;
+    w.import(TbFile::Certificate(cert), now)?;
+    Ok(w)
+}
+
+/// The wallet key → index maps for payees.
+pub(crate) fn index_of(ws: &[W]) -> HashMap<PublicKey, u32> {
+    ws.iter()
+        .enumerate()
+        .map(|(i, w)| (w.public(), i as u32))
+        .collect()
+}
+
