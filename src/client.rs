@@ -352,10 +352,24 @@ impl IssuerClient {
         class: WalletClass,
         valid_secs: Option<u64>,
     ) -> Result<Certificate, ClientError> {
+        self.certify_with(reg, None, class, valid_secs)
+    }
+
+    /// `POST /v1/operator/certify` with a till's authorization by its merchant.
+    pub fn certify_with(
+        &self,
+        reg: &Registration,
+        authorization: Option<&crate::protocol::till::TillAuthorization>,
+        class: WalletClass,
+        valid_secs: Option<u64>,
+    ) -> Result<Certificate, ClientError> {
         let mut body =
             json!({ "registration": hex::encode(reg.to_bytes()), "class": class.to_string() });
         if let (Some(s), Some(m)) = (valid_secs, body.as_object_mut()) {
             m.insert("valid_secs".into(), json!(s));
+        }
+        if let (Some(a), Some(m)) = (authorization, body.as_object_mut()) {
+            m.insert("authorization".into(), json!(hex::encode(a.to_bytes())));
         }
         let v = self.call(Method::Post(body), "/v1/operator/certify", true)?;
         self.hex_field(&v, "certificate", "certificate")

@@ -673,3 +673,61 @@ fn online_setup_and_usage_errors() {
     audit_ok(&w);
     svc.stop();
 }
+
+/// A till is certified through the running service too: the merchant's authorization travels in
+/// the operator API; without it the issuer refuses.
+#[test]
+fn a_till_is_certified_through_the_running_service() {
+    let w = World::new();
+    let svc = Service::start(&w, &w.now);
+    w.add_wallet("shop", "merchant", "I");
+    let maddr = w.address("shop");
+    let reg = w.file("till", "reg");
+    let keys = w.keys();
+    w.wallet(
+        "till",
+        &[
+            "init",
+            "--kind",
+            "till",
+            "--merchant",
+            &maddr,
+            "--issuer-keys",
+            s(&keys),
+            "--out",
+            s(&reg),
+        ],
+    )
+    .ok();
+    let cert = w.file("till", "cert");
+    w.issuer(&["certify", s(&reg), "--class", "I", "--out", s(&cert)])
+        .refused(&["authorization"]);
+    let auth = w.file("till", "auth");
+    w.wallet(
+        "shop",
+        &[
+            "till",
+            "authorize",
+            s(&reg),
+            "--name",
+            "front",
+            "--out",
+            s(&auth),
+        ],
+    )
+    .ok();
+    w.issuer(&[
+        "certify",
+        s(&reg),
+        "--authorization",
+        s(&auth),
+        "--class",
+        "I",
+        "--out",
+        s(&cert),
+    ])
+    .ok();
+    w.wallet("till", &["import", s(&cert)]).ok();
+    audit_ok(&w);
+    svc.stop();
+}

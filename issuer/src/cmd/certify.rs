@@ -60,10 +60,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             a.valid_for.unwrap_or(DEFAULT_CERT_SECS),
             ctx.now,
         )?,
-        super::operator::Ledger::Service(_) if reg.merchant.is_some() => bail!(
-            "the issuer service holds the ledger, and its API does not take a till authorization yet: certify tills while it is stopped"
-        ),
-        super::operator::Ledger::Service(c) => c.certify(&reg, a.class, a.valid_for)?,
+        super::operator::Ledger::Service(c) => {
+            c.certify_with(&reg, auth.as_ref(), a.class, a.valid_for)?
+        }
     };
     write_file(&a.out, &TbFile::Certificate(cert.clone()))?;
     if a.json {

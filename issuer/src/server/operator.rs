@@ -95,9 +95,12 @@ pub struct CertifyBody {
     class: String,
     #[serde(default)]
     valid_secs: Option<u64>,
+    /// For a till: its merchant's signed authorization (hex of a TillAuthorization).
+    #[serde(default)]
+    authorization: Option<String>,
 }
 
-/// `POST /v1/operator/certify`: any class, any validity.
+/// `POST /v1/operator/certify`: any class, any validity; a till needs its merchant's authorization.
 pub async fn certify(
     _: Operator,
     State(s): State<AppState>,
@@ -109,8 +112,15 @@ pub async fn certify(
     if valid == 0 {
         return Err(ApiError::bad_request("valid_secs must be above zero"));
     }
+    let auth: Option<tongbao::protocol::till::TillAuthorization> = match &b.authorization {
+        Some(h) => Some(from_hex("authorization", h)?),
+        None => None,
+    };
     let now = s.clock.now()?;
-    let cert = ledger(&s, move |iss| iss.certify(&reg, class, valid, now)).await?;
+    let cert = ledger(&s, move |iss| {
+        iss.certify_with(&reg, auth.as_ref(), class, valid, now)
+    })
+    .await?;
     json(&json!({ "certificate": to_hex(&cert) }))
 }
 
