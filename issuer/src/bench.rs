@@ -80,38 +80,41 @@ pub fn prepare<S: Store>(
     load: SettleLoad,
     now: u64,
 ) -> anyhow::Result<Vec<SyncRequest>> {
+    let mut rng = StdRng::seed_from_u64(load.seed ^ 0x155);
+    build_load(
+        iss.keyset()?,
+        load,
+        now,
+        |reg| Ok(iss.certify(reg, WalletClass::I, DEFAULT_CERT_SECS, now)?),
+        |to| Ok(iss.issue(to, Fen(10_000), Earmark::None, now, &mut rng)?),
+    )
+}
+
+/// The load itself, whoever certifies and issues (the ledger in-process, or the service).
+fn build_load(
+    keyset: tongbao::protocol::keyset::IssuerKeySet,
+    load: SettleLoad,
+    now: u64,
+    mut certify: impl FnMut(
+        &tongbao::protocol::certificate::Registration,
+    ) -> anyhow::Result<tongbao::protocol::certificate::Certificate>,
+    mut issue: impl FnMut(&tongbao::PublicKey) -> anyhow::Result<tongbao::protocol::file::NoteBundle>,
+) -> anyhow::Result<Vec<SyncRequest>> {
     let mut rng = StdRng::seed_from_u64(load.seed);
-    let keyset = iss.keyset()?;
+    let mut new_wallet = |kind, rng: &mut StdRng| -> anyhow::Result<Wallet<MemStore>> {
+        let (w, reg) = Wallet::create(MemStore::new(), kind, None, keyset.clone(), now, rng)?;
+        w.import(TbFile::Certificate(certify(&reg)?), now)?;
+        Ok(w)
+    };
     let mut shops = Vec::new();
     for _ in 0..8 {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            WalletKind::Merchant,
-            None,
-            keyset.clone(),
-            now,
-            &mut rng,
-        )?;
-        let cert = iss.certify(&reg, WalletClass::I, DEFAULT_CERT_SECS, now)?;
-        w.import(TbFile::Certificate(cert), now)?;
-        shops.push(w.public());
+        shops.push(new_wallet(WalletKind::Merchant, &mut rng)?.public());
     }
     let mut reqs = Vec::with_capacity(load.wallets);
     for i in 0..load.wallets {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            WalletKind::Personal,
-            None,
-            keyset.clone(),
-            now,
-            &mut rng,
-        )?;
-        let cert = iss.certify(&reg, WalletClass::I, DEFAULT_CERT_SECS, now)?;
-        w.import(TbFile::Certificate(cert), now)?;
-        let notes = load.payments.div_ceil(8).max(1);
-        for _ in 0..notes {
-            let b = iss.issue(&w.public(), Fen(10_000), Earmark::None, now, &mut rng)?;
-            w.import(TbFile::Notes(b), now)?;
+        let w = new_wallet(WalletKind::Personal, &mut rng)?;
+        for _ in 0..load.payments.div_ceil(8).max(1) {
+            w.import(TbFile::Notes(issue(&w.public())?), now)?;
         }
         for j in 0..load.payments {
             let to = shops[(i + j) % shops.len()];
@@ -253,57 +256,13 @@ pub fn run_http(
     now: u64,
 ) -> anyhow::Result<SettleReport> {
     let client = IssuerClient::new(url)?.with_token(token);
-    let mut rng = StdRng::seed_from_u64(load.seed);
-    let keyset = client.keys()?;
-    let mut shops = Vec::new();
-    for _ in 0..8 {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            WalletKind::Merchant,
-            None,
-            keyset.clone(),
-            now,
-            &mut rng,
-        )?;
-        w.import(
-            TbFile::Certificate(client.certify(&reg, WalletClass::I, None)?),
-            now,
-        )?;
-        shops.push(w.public());
-    }
-    let mut reqs = Vec::with_capacity(load.wallets);
-    for i in 0..load.wallets {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            WalletKind::Personal,
-            None,
-            keyset.clone(),
-            now,
-            &mut rng,
-        )?;
-        w.import(
-            TbFile::Certificate(client.certify(&reg, WalletClass::I, None)?),
-            now,
-        )?;
-        for _ in 0..load.payments.div_ceil(8).max(1) {
-            w.import(
-                TbFile::Notes(client.issue(&w.public(), Fen(10_000))?.notes),
-                now,
-            )?;
-        }
-        for j in 0..load.payments {
-            let to = shops[(i + j) % shops.len()];
-            w.pay(
-                PayTarget::Direct {
-                    to,
-                    amount: Fen(100 + j as u64),
-                },
-                now,
-                &mut rng,
-            )?;
-        }
-        reqs.push(w.begin_sync(Fen::ZERO, Fen::ZERO, now, &mut rng)?);
-    }
+    let reqs = build_load(
+        client.keys()?,
+        load,
+        now,
+        |reg| Ok(client.certify(reg, WalletClass::I, None)?),
+        |to| Ok(client.issue(to, Fen(10_000))?.notes),
+    )?;
     let signatures: u64 = reqs
         .iter()
         .map(|r| 1 + r.coins.iter().map(|c| 1 + c.hops.len() as u64).sum::<u64>())
