@@ -7,31 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{Bin, Out, World, run_command, s};
-
-/// `wallet --wallet DIR args...` with a failpoint set.
-fn wallet_crashing(w: &World, name: &str, failpoint: &str, args: &[&str]) -> Out {
-    let dir = w.wallet_dir(name);
-    let mut cmd = Command::new(Bin::Wallet.path());
-    cmd.arg("--wallet")
-        .arg(&dir)
-        .args(args)
-        .current_dir(w.dir())
-        .env("TONGBAO_NOW", &w.now)
-        .env("TONGBAO_FAILPOINT", failpoint)
-        .env_remove("TONGBAO_WALLET");
-    run_command(
-        cmd,
-        format!("wallet {} (failpoint {failpoint})", args.join(" ")),
-    )
-}
-
-fn assert_crashed(out: &Out) {
-    assert_ne!(out.code, 0, "the process should have died: {out:?}");
-    assert_ne!(out.code, 1, "a crash is not a refusal: {out:?}");
-}
+use common::{World, assert_crashed, s, wallet_crashing};
 
 fn setup() -> World {
     let w = World::new();

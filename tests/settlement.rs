@@ -13,9 +13,8 @@ mod common;
 mod service;
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::{Bin, NOW, Out, World, later, run, run_command, s};
+use common::{Bin, NOW, Out, World, assert_crashed, later, run, s, wallet_crashing};
 use serde_json::Value;
 use service::Service;
 
@@ -241,30 +240,6 @@ fn a_sync_is_idempotent_across_crashes_and_replays() {
     assert_eq!(v["balance_fen"], 3000);
     audit_ok(&w);
     svc.stop();
-}
-
-/// `wallet --wallet DIR args...` with a failpoint set.
-fn wallet_crashing(w: &World, name: &str, failpoint: &str, args: &[&str]) -> Out {
-    let dir = w.wallet_dir(name);
-    let mut cmd = Command::new(Bin::Wallet.path());
-    cmd.arg("--wallet")
-        .arg(&dir)
-        .args(args)
-        .current_dir(w.dir())
-        .env("TONGBAO_NOW", &w.now)
-        .env("TONGBAO_FAILPOINT", failpoint)
-        .env_remove("TONGBAO_WALLET")
-        .env_remove("TONGBAO_ISSUER_URL");
-    run_command(
-        cmd,
-        format!("wallet {} (failpoint {failpoint})", args.join(" ")),
-    )
-}
-
-#[track_caller]
-fn assert_crashed(out: &Out) {
-    assert_ne!(out.code, 0, "the process should have died: {out:?}");
-    assert_ne!(out.code, 1, "a crash is not a refusal: {out:?}");
 }
 
 #[test]

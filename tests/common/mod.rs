@@ -634,3 +634,28 @@ pub fn later(base: &str, secs: u64) -> String {
     let t = tongbao::time::parse_rfc3339(base).expect("RFC 3339 time");
     tongbao::time::format_rfc3339(t + secs)
 }
+
+/// `wallet --wallet DIR args...` on `w` with a failpoint set: the process aborts there.
+pub fn wallet_crashing(w: &World, name: &str, failpoint: &str, args: &[&str]) -> Out {
+    let dir = w.wallet_dir(name);
+    let mut cmd = Command::new(Bin::Wallet.path());
+    cmd.arg("--wallet")
+        .arg(&dir)
+        .args(args)
+        .current_dir(w.dir())
+        .env("TONGBAO_NOW", &w.now)
+        .env("TONGBAO_FAILPOINT", failpoint)
+        .env_remove("TONGBAO_WALLET")
+        .env_remove("TONGBAO_ISSUER_URL");
+    run_command(
+        cmd,
+        format!("wallet {} (failpoint {failpoint})", args.join(" ")),
+    )
+}
+
+/// Asserts the process died (a crash is neither success nor a refusal).
+#[track_caller]
+pub fn assert_crashed(out: &Out) {
+    assert_ne!(out.code, 0, "the process should have died: {out:?}");
+    assert_ne!(out.code, 1, "a crash is not a refusal: {out:?}");
+}
