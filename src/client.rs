@@ -199,6 +199,49 @@ pub struct IssuedReply {
     pub ids: Vec<String>,
 }
 
+/// What `POST /v1/operator/recover` did (the issuer's `RecoveryRecord`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecoveryInfo {
+    /// The lost key's address.
+    pub lost: String,
+    /// The new wallet's address.
+    pub to: String,
+    /// Why the lost key was revoked: lost or stolen.
+    pub reason: String,
+    /// When it was revoked.
+    pub revoked_at: u64,
+    /// When its last certificate expired.
+    pub cert_expires_at: u64,
+    /// The grace window applied after that, in seconds.
+    pub grace_secs: u64,
+    /// When recovered.
+    pub at: u64,
+    /// Live coins of the lost key taken out of circulation.
+    pub coins: u64,
+    /// Their value, credited to the new wallet, in fen.
+    pub value_fen: u64,
+    /// The part that stays red-envelope money, in fen.
+    pub restricted_fen: u64,
+    /// Red-envelope money past its expiry, left for the clawback, in fen.
+    pub left_for_clawback_fen: u64,
+    /// Losses recorded against the lost key (double spends signed with it), in fen.
+    pub losses_fen: u64,
+    /// The ids (hex) of the notes issued to the new wallet.
+    pub notes: Vec<String>,
+    /// The operator's words.
+    pub note: String,
+}
+
+/// A recovery through the service: what was done, and the new wallet's notes (if any value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReply {
+    /// What was done.
+    pub recovery: RecoveryInfo,
+    /// The notes, for the new wallet to import (it also collects them at its next sync).
+    pub notes: Option<NoteBundle>,
+}
+
 /// A client for one issuer service.
 #[derive(Debug, Clone)]
 pub struct IssuerClient {
@@ -391,6 +434,32 @@ impl IssuerClient {
             }
         };
         Ok(IssuedReply { notes, ids })
+    }
+
+    /// `POST /v1/operator/recover`: moves what the ledger shows a revoked lost or stolen key still
+    /// holding to the owner's new wallet, once its certificate expired a grace window ago
+    /// (`grace_secs`, default 30 days).
+    pub fn recover(
+        &self,
+        lost: &PublicKey,
+        to: &PublicKey,
+        grace_secs: Option<u64>,
+        note: &str,
+    ) -> Result<RecoveryReply, ClientError> {
+        let mut body = json!({ "lost": lost.address(), "to": to.address(), "note": note });
+        if let (Some(g), Some(m)) = (grace_secs, body.as_object_mut()) {
+            m.insert("grace_secs".into(), json!(g));
+        }
+        let v = self.call(Method::Post(body), "/v1/operator/recover", true)?;
+        let recovery: RecoveryInfo = self.parse(
+            v.get("recovery").cloned().unwrap_or(Value::Null),
+            "recovery record",
+        )?;
+        let notes = match v.get("notes") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.hex_field(&v, "notes", "recovery notes")?),
+        };
+        Ok(RecoveryReply { recovery, notes })
     }
 
     /// `POST /v1/operator/settle`: settles a sync request brought in by hand (air-gapped).

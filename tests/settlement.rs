@@ -706,3 +706,23 @@ fn a_till_is_certified_through_the_running_service() {
     audit_ok(&w);
     svc.stop();
 }
+
+/// A refused sync stays pending (an unsigned refusal is never acted on by itself); the owner can
+/// drop it explicitly with `wallet sync --abandon`, and the coins come back.
+#[test]
+fn a_refused_sync_stays_pending_until_the_owner_abandons_it() {
+    let w = World::new();
+    let svc = Service::start(&w, &w.now);
+    let alice = join(&w, &svc, "alice", "personal", "II");
+    w.wallet("alice", &["topup", "--amount", "200"]).ok();
+    assert_eq!(balance(&w, "alice"), 20_000);
+    w.issuer(&["revoke", &alice, "--reason", "lost"]).ok();
+    w.wallet("alice", &["sync"]).refused(&["stays pending", "--abandon"]);
+    assert_eq!(balance(&w, "alice"), 0, "the coins are in the pending request");
+    let v = w.wallet("alice", &["sync", "--abandon", "--json"]).ok().json();
+    assert_eq!(v["restored_fen"], 20_000);
+    assert_eq!(balance(&w, "alice"), 20_000);
+    w.wallet("alice", &["sync", "--abandon"]).refused(&["no sync is pending"]);
+    audit_ok(&w);
+    svc.stop();
+}

@@ -9,6 +9,7 @@ pub mod clawback;
 pub mod demo;
 pub mod ledger;
 pub mod pilot;
+pub mod recovery;
 pub mod server;
 pub mod settle;
 

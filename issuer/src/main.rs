@@ -45,6 +45,9 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Revoke a wallet key (lost, stolen, fraud).
     Revoke(cmd::revoke::Args),
+    /// Move a lost or stolen wallet's remaining value to the owner's new wallet (once its
+    /// certificate expired a grace window ago).
+    Recover(cmd::recover::Args),
     /// Take back red-envelope money whose window has closed.
     Clawback(cmd::clawback::Args),
     /// The whole walk-through, narrated, in a fresh directory.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Settle(a) => cmd::settle::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Revoke(a) => cmd::revoke::run(&ctx, a),
+        Command::Recover(a) => cmd::recover::run(&ctx, a),
         Command::Clawback(a) => cmd::clawback::run(&ctx, a),
         Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Pilot(a) => cmd::pilot::run(&ctx, a),

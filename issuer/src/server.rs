@@ -96,6 +96,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::Post, "/v1/operator/keys/rotate", true),
     route(Method::Post, "/v1/operator/certify", true),
     route(Method::Post, "/v1/operator/issue", true),
+    route(Method::Post, "/v1/operator/recover", true),
     route(Method::Post, "/v1/operator/settle", true),
 ];
 
@@ -115,6 +116,7 @@ fn handler(r: &Route) -> Option<MethodRouter<AppState>> {
         (Method::Post, "/v1/operator/keys/rotate") => post(operator::rotate),
         (Method::Post, "/v1/operator/certify") => post(operator::certify),
         (Method::Post, "/v1/operator/issue") => post(operator::issue),
+        (Method::Post, "/v1/operator/recover") => post(operator::recover),
         (Method::Post, "/v1/operator/settle") => post(operator::settle),
         _ => return None,
     })

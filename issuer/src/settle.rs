@@ -385,7 +385,8 @@ impl<S: Store> Issuer<S> {
                 .checked_add(o.refreshed)
                 .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
             for (id, expires_at) in &o.restricted {
-                g.batch.put(earmark_key(id), expires_at.to_be_bytes().to_vec());
+                g.batch
+                    .put(earmark_key(id), expires_at.to_be_bytes().to_vec());
             }
             // Red-envelope money refreshed by its winner stays restricted, with the same expiry.
             if let Earmark::MerchantsOnly { expires_at } = info.earmark
@@ -457,7 +458,11 @@ impl<S: Store> Issuer<S> {
         let mut wanted = vec![(Nonce(req.sync_id.0), plain, Earmark::None)];
         for (&expires_at, &value) in &restricted.by_expiry {
             let serial = restricted_serial(&req.sync_id, expires_at);
-            wanted.push((Nonce(serial), Fen(value), Earmark::MerchantsOnly { expires_at }));
+            wanted.push((
+                Nonce(serial),
+                Fen(value),
+                Earmark::MerchantsOnly { expires_at },
+            ));
         }
         for (serial, value, earmark) in wanted {
             if value == Fen::ZERO {
@@ -750,7 +755,8 @@ impl<S: Store> Issuer<S> {
         g.batch
             .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
         for (id, expires_at) in restricted {
-            g.batch.put(earmark_key(&id), expires_at.to_be_bytes().to_vec());
+            g.batch
+                .put(earmark_key(&id), expires_at.to_be_bytes().to_vec());
         }
         self.commit_group(g, ov)?;
         Ok(conf)

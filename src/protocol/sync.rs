@@ -378,6 +378,11 @@ impl SyncResponse {
 
     /// Checks the root signature against the key set the wallet already trusts.
     pub fn verify(&self, trusted: &IssuerKeySet) -> Result<(), VerifyError> {
+        // A response from another issuer carries that issuer's key set: say so, rather than only
+        // that the signature does not check.
+        if self.keyset.root != trusted.root {
+            return Err(VerifyError::OtherIssuer(self.keyset.root.address()));
+        }
         trusted
             .root
             .verify(&self.signing_bytes(), &self.signature, "sync response")?;

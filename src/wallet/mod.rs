@@ -9,6 +9,7 @@ pub mod cod;
 pub mod courier;
 pub mod import;
 pub mod journal;
+pub mod keystore;
 pub mod merchant;
 mod pay;
 mod receive;
@@ -95,6 +96,21 @@ pub enum WalletError {
     /// Not found.
     #[error("{0} not found")]
     NotFound(String),
+    /// The wallet's key is sealed under a passphrase and none was given.
+    #[error("this wallet's key is encrypted: its passphrase is needed")]
+    PassphraseNeeded,
+    /// The passphrase does not open the sealed key.
+    #[error("wrong passphrase for this wallet")]
+    WrongPassphrase,
+}
+
+impl From<keystore::KeystoreError> for WalletError {
+    fn from(e: keystore::KeystoreError) -> Self {
+        match e {
+            keystore::KeystoreError::WrongPassphrase => WalletError::WrongPassphrase,
+            other => WalletError::Corrupt(other.to_string()),
+        }
+    }
 }
 
 impl From<DecodeError> for WalletError {
@@ -106,6 +122,8 @@ impl From<DecodeError> for WalletError {
 /// Storage keys. Each prefix holds one kind of record.
 pub(crate) mod keys {
     pub const SECRET: &[u8] = b"m/secret";
+    /// The key seed sealed under a passphrase ([`super::keystore`]), instead of `m/secret`.
+    pub const SECRET_SEALED: &[u8] = b"m/secret-sealed";
     pub const KIND: &[u8] = b"m/kind";
     pub const REGISTRATION: &[u8] = b"m/registration";
     pub const CERT: &[u8] = b"m/certificate";
@@ -175,7 +193,8 @@ pub struct Wallet<S: Store> {
 
 impl<S: Store> Wallet<S> {
     /// Creates a new wallet in an empty store: a fresh key, the issuer key set it trusts, and the
-    /// registration to send to the issuer.
+    /// registration to send to the issuer. The key seed is stored in plain form (`m/secret`); see
+    /// [`Wallet::create_sealed`] for a passphrase-protected one.
     pub fn create<R: Rng + CryptoRng + ?Sized>(
         store: S,
         kind: WalletKind,
@@ -184,8 +203,43 @@ impl<S: Store> Wallet<S> {
         now: u64,
         rng: &mut R,
     ) -> Result<(Wallet<S>, Registration), WalletError> {
+        Wallet::create_inner(store, None, kind, merchant, keyset, now, rng)
+    }
+
+    /// Like [`Wallet::create`], with the key seed sealed under `passphrase` (argon2id and
+    /// XChaCha20-Poly1305, [`keystore`]) and stored only in that form (`m/secret-sealed`): the plain
+    /// seed never reaches the store.
+    pub fn create_sealed<R: Rng + CryptoRng + ?Sized>(
+        store: S,
+        passphrase: &keystore::Passphrase,
+        kind: WalletKind,
+        merchant: Option<PublicKey>,
+        keyset: IssuerKeySet,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(Wallet<S>, Registration), WalletError> {
+        Wallet::create_inner(store, Some(passphrase), kind, merchant, keyset, now, rng)
+    }
+
+    fn create_inner<R: Rng + CryptoRng + ?Sized>(
+        store: S,
+        passphrase: Option<&keystore::Passphrase>,
+        kind: WalletKind,
+        merchant: Option<PublicKey>,
+        keyset: IssuerKeySet,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(Wallet<S>, Registration), WalletError> {
         if let Some(seed) = store.get(keys::SECRET)? {
             let existing = seed_key(&seed)?.public().address();
+            return Err(WalletError::AlreadyInitialized(existing));
+        }
+        if store.get(keys::SECRET_SEALED)?.is_some() {
+            let existing = store
+                .get(keys::REGISTRATION)?
+                .and_then(|r| Registration::decode(&r).ok())
+                .map(|r| r.wallet.address())
+                .unwrap_or_else(|| "encrypted".into());
             return Err(WalletError::AlreadyInitialized(existing));
         }
         if (kind == WalletKind::Till) != merchant.is_some() {
@@ -197,7 +251,13 @@ impl<S: Store> Wallet<S> {
         let secret = SecretKey::generate(rng);
         let registration = Registration::sign(&secret, kind, merchant, now);
         let mut b = Batch::new();
-        b.put(keys::SECRET, secret.seed().to_vec());
+        match passphrase {
+            None => b.put(keys::SECRET, secret.seed().to_vec()),
+            Some(p) => b.put(
+                keys::SECRET_SEALED,
+                keystore::seal(&secret.seed(), p, keystore::KdfParams::default(), rng)?,
+            ),
+        }
         b.put(
             keys::KIND,
             serde_json::to_vec(&kind).map_err(|e| WalletError::Corrupt(e.to_string()))?,
@@ -222,12 +282,33 @@ impl<S: Store> Wallet<S> {
         Ok((w, registration))
     }
 
-    /// Opens the wallet in `store`.
+    /// Whether the wallet in `store` has its key sealed under a passphrase.
+    pub fn needs_passphrase(store: &S) -> Result<bool, WalletError> {
+        Ok(store.get(keys::SECRET)?.is_none() && store.get(keys::SECRET_SEALED)?.is_some())
+    }
+
+    /// Opens the wallet in `store`. A wallet whose key is sealed needs [`Wallet::open_with`].
     pub fn open(store: S) -> Result<Wallet<S>, WalletError> {
-        let seed = store
-            .get(keys::SECRET)?
-            .ok_or(WalletError::NotInitialized)?;
-        let secret = seed_key(&seed)?;
+        Wallet::open_with(store, None)
+    }
+
+    /// Opens the wallet in `store`, unsealing its key with `passphrase` if it is sealed (a plain
+    /// wallet ignores the passphrase). The unsealed seed stays in memory only.
+    pub fn open_with(
+        store: S,
+        passphrase: Option<&keystore::Passphrase>,
+    ) -> Result<Wallet<S>, WalletError> {
+        let secret = match store.get(keys::SECRET)? {
+            Some(seed) => seed_key(&seed)?,
+            None => {
+                let sealed = store
+                    .get(keys::SECRET_SEALED)?
+                    .ok_or(WalletError::NotInitialized)?;
+                let p = passphrase.ok_or(WalletError::PassphraseNeeded)?;
+                let seed = keystore::unseal(&sealed, p)?;
+                SecretKey::from_seed(&seed)
+            }
+        };
         let kind: WalletKind = store
             .get(keys::KIND)?
             .and_then(|k| serde_json::from_slice(&k).ok())

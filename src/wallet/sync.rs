@@ -166,7 +166,9 @@ impl<S: Store> Wallet<S> {
                     amount_fen: Some(expired.0),
                     ..HistoryEntry::note(
                         "expired",
-                        format!("{expired} of red-envelope money expired: clawed back by the issuer"),
+                        format!(
+                            "{expired} of red-envelope money expired: clawed back by the issuer"
+                        ),
                     )
                 },
             )?;
@@ -227,10 +229,12 @@ impl<S: Store> Wallet<S> {
             // A restricted note whose window closed since the sync was settled is checked as of
             // its expiry; it is kept as an expired coin and leaves at the next sync.
             match n.earmark {
-                Earmark::MerchantsOnly { expires_at } if now > expires_at => n.verify(&Context {
-                    now: expires_at,
-                    ..ctx
-                })?,
+                Earmark::MerchantsOnly { expires_at } if now > expires_at => {
+                    n.verify(&Context {
+                        now: expires_at,
+                        ..ctx
+                    })?
+                }
                 _ => n.verify(&ctx)?,
             }
         }

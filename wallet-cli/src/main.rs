@@ -26,12 +26,18 @@ use clap::{Parser, Subcommand};
                   redeem, pay --online; air-gapped: sync --out FILE, then sync --apply FILE.\n\
                   Exit codes: 0 success, 1 refused or invalid input (one line `error: ...`), 2 usage.\n\
                   Environment: TONGBAO_WALLET (--wallet), TONGBAO_ISSUER_URL (--issuer), TONGBAO_NOW \
-                  (RFC 3339 clock override)."
+                  (RFC 3339 clock override).\n\
+                  Encrypted wallets (init --encrypt): the passphrase comes from the variable named by \
+                  --passphrase-env VAR, else from a prompt on the terminal."
 )]
 struct Cli {
     /// Wallet directory (one sled database per wallet).
     #[arg(long, global = true, env = "TONGBAO_WALLET", value_name = "DIR")]
     wallet: Option<PathBuf>,
+    /// An encrypted wallet's passphrase is in the environment variable VAR (without it, the
+    /// passphrase is asked for when a terminal is attached).
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,7 +84,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = match cmd::Ctx::new(cli.wallet) {
+    let ctx = match cmd::Ctx::new(cli.wallet, cli.passphrase_env) {
         Ok(c) => c,
         Err(e) => return out::fail(&e),
     };

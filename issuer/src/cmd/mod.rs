@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod notes;
 pub mod operator;
 pub mod pilot;
+pub mod recover;
 pub mod revoke;
 pub mod serve;
 pub mod settle;

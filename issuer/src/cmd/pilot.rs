@@ -56,14 +56,20 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         ProgressBar::hidden()
     } else {
         let p = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+        {
             p.set_style(style.progress_chars("=> "));
         }
         p
     };
     let ledger = tempfile::tempdir().context("a temporary directory for the ledger")?;
     let started = Instant::now();
-    let report = pilot::run(&sc, &ledger.path().join("ledger"), Options { seed, progress })?;
+    let report = pilot::run(
+        &sc,
+        &ledger.path().join("ledger"),
+        Options { seed, progress },
+    )?;
     let secs = started.elapsed().as_secs_f64();
     if !report.holds() {
         anyhow::bail!(
@@ -86,7 +92,10 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     } else {
         print!("{md}");
         if let Some(dir) = &out {
-            println!("\nWritten to {}/: report.md, report.json, daily.csv and three SVG charts.", dir.display());
+            println!(
+                "\nWritten to {}/: report.md, report.json, daily.csv and three SVG charts.",
+                dir.display()
+            );
         }
     }
     if !quiet {

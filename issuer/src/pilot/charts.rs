@@ -101,7 +101,11 @@ fn spending(r: &Report) -> anyhow::Result<String> {
         r.daily.len(),
         &[
             ("online", BLUE, online),
-            ("offline (one or both devices, cash on delivery, transfers)", RED, offline),
+            (
+                "offline (one or both devices, cash on delivery, transfers)",
+                RED,
+                offline,
+            ),
             ("of all: red-envelope money", GREEN, envelope),
         ],
     )
@@ -127,7 +131,14 @@ fn lag(r: &Report) -> anyhow::Result<String> {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let n = r.lag_buckets.len();
-        let top = r.lag_buckets.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let top = r
+            .lag_buckets
+            .iter()
+            .map(|(_, c)| *c)
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.1;
         let labels: Vec<String> = r.lag_buckets.iter().map(|(l, _)| l.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
             .caption("Settlement lag of settled payments", ("sans-serif", 20))

@@ -10,20 +10,17 @@
 
 use std::collections::HashMap;
 
-use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 use tongbao::protocol::certificate::{WalletClass, WalletKind};
 use tongbao::protocol::file::TbFile;
+use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::protocol::note::Earmark;
 use tongbao::protocol::payment::Payment;
-use tongbao::protocol::sync::Confirmation;
-use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::store::Store;
 use tongbao::wallet::{PayTarget, Wallet, WalletError};
 use tongbao::{Fen, Id, PublicKey};
-
 
 use super::plan::{Channel, Intent, Payee, Plan, ShopLayout};
 use super::scenario::Checked;
@@ -98,6 +95,12 @@ pub(crate) enum Dest {
     Person,
 }
 
+/// A person's payments of the day: (person, intents with amounts, intents consumed, stopped).
+type Planned = (u32, Vec<(Intent, Fen)>, u32, bool);
+
+/// A store's requests of the day: (store, [(payment record, amount, time)]).
+type ShopRequests = (u32, Vec<(u32, Fen, u64)>);
+
 /// Per-person progress through the plan.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PersonState {
@@ -171,9 +174,10 @@ pub(crate) struct World {
     pub syncs_refused: u64,
     /// Double spends attempted (both spends made).
     pub attempts: u64,
+    /// Wall seconds by phase (claims, pay, deliver, evening), for tuning; never in a report.
+    pub timing: [f64; 4],
     pub shop_index: HashMap<PublicKey, u32>,
     pub pool_index: HashMap<PublicKey, u32>,
-    pub progress: ProgressBar,
 }
 
 /// Start of day `d`.
@@ -195,7 +199,6 @@ impl World {
         sc: Checked,
         seed: u64,
         ledger_dir: &std::path::Path,
-        progress: ProgressBar,
     ) -> anyhow::Result<World> {
         let t = sc.start;
         let store = LedgerStore::open(ledger_dir)?;
@@ -206,23 +209,32 @@ impl World {
         let keyset = iss.keyset()?;
         let valid = u64::from(sc.spec.window.days) * 86_400 + 30 * 86_400;
         let mclass = sc.merchant_class;
-        // Stores and online shops, then couriers (tills of the first online shop).
+        // Stores and online shops, then couriers.
         let first_couriers = layout.couriers.0;
         let mk = |i: u32, kind: WalletKind, merchant: Option<PublicKey>, seedn: u64| {
-            make_wallet(&iss, &keyset, kind, merchant, mclass, valid, t - 1800, seedn, i)
+            make_wallet(
+                &iss,
+                &keyset,
+                kind,
+                merchant,
+                mclass,
+                valid,
+                t - 1800,
+                seedn,
+                i,
+            )
         };
         let mut shops: Vec<W> = (0..first_couriers)
             .into_par_iter()
             .map(|i| mk(i, WalletKind::Merchant, None, seed))
             .collect::<Result<_, _>>()?;
-        if layout.couriers.1 > layout.couriers.0 {
-            let jd = shops[layout.online[0].0 as usize].public();
-            let couriers: Vec<W> = (layout.couriers.0..layout.couriers.1)
-                .into_par_iter()
-                .map(|i| mk(i, WalletKind::Till, Some(jd), seed))
-                .collect::<Result<_, _>>()?;
-            shops.extend(couriers);
-        }
+        // Couriers: JD's delivery handsets, merchant wallets of their own that take payment at
+        // the door (restricted money included) and settle at the depot.
+        let couriers: Vec<W> = (layout.couriers.0..layout.couriers.1)
+            .into_par_iter()
+            .map(|i| mk(i, WalletKind::Merchant, None, seed))
+            .collect::<Result<_, _>>()?;
+        shops.extend(couriers);
         let n_pool = sc.spec.population.people as u32;
         let pool: Vec<W> = (0..n_pool)
             .into_par_iter()
@@ -263,9 +275,9 @@ impl World {
             double_spends_online: 0,
             syncs_refused: 0,
             attempts: 0,
+            timing: [0.0; 4],
             shop_index,
             pool_index,
-            progress,
             sc,
         })
     }
@@ -278,11 +290,17 @@ impl World {
             date: tongbao::time::format_rfc3339(t0)[..10].to_string(),
             ..DayRow::default()
         };
+        let clock = std::time::Instant::now();
         row.claims = self.claims(d, t0 + 7 * 3600)?;
+        self.timing[0] += clock.elapsed().as_secs_f64();
         let before = self.pays.len();
         let attempts_before = self.attempts;
+        let clock = std::time::Instant::now();
         let payments = self.pay(d, t0)?;
+        self.timing[1] += clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         self.deliver(payments)?;
+        self.timing[2] += clock.elapsed().as_secs_f64();
         for p in &self.pays[before..] {
             let c = p.channel as usize;
             if p.status != Status::Refused {
@@ -293,12 +311,16 @@ impl World {
             }
         }
         row.double_spends = self.attempts - attempts_before;
+        let clock = std::time::Instant::now();
         row.syncs = self.evening(d, t0 + 22 * 3600)?;
+        self.timing[3] += clock.elapsed().as_secs_f64();
         self.iss.store.checkpoint()?;
         row.settled = self
             .pays
             .iter()
-            .filter(|p| p.status == Status::Settled && p.settled_at >= t0 && p.settled_at < t0 + 86_400)
+            .filter(|p| {
+                p.status == Status::Settled && p.settled_at >= t0 && p.settled_at < t0 + 86_400
+            })
             .count() as u64;
         row.exposure_fen = self.exposure;
         row.losses_fen = self.iss.stats()?.losses_fen;
@@ -321,7 +343,17 @@ impl World {
             .par_iter()
             .map(|&i| {
                 let p = &plans[i as usize];
-                make_wallet(iss, &keyset, WalletKind::Personal, None, p.class, valid, t, seed, i)
+                make_wallet(
+                    iss,
+                    &keyset,
+                    WalletKind::Personal,
+                    None,
+                    p.class,
+                    valid,
+                    t,
+                    seed,
+                    i,
+                )
             })
             .collect::<Result<_, _>>()?;
         for (&i, w) in who.iter().zip(made) {
@@ -369,7 +401,7 @@ impl World {
             })
             .collect();
         let (persons, plans, state) = (&self.persons, &self.plans, &self.state);
-        let planned: Vec<(u32, Vec<(Intent, Fen)>, u32, bool)> = active
+        let planned: Vec<Planned> = active
             .par_iter()
             .map(|&i| {
                 let w = persons[i as usize].as_ref();
@@ -409,10 +441,18 @@ impl World {
                     Payee::Shop(s) if s < self.layout.couriers.0 => Dest::OnlineShop,
                     Payee::Shop(_) => Dest::Courier,
                 };
-                let rec = self.record(d, time, intent.channel, amount, i, intent.twin.is_some(), to);
-                let twin_rec = intent
-                    .twin
-                    .map(|_| self.record(d, time + 600, intent.channel, amount, i, true, Dest::Store));
+                let rec = self.record(
+                    d,
+                    time,
+                    intent.channel,
+                    amount,
+                    i,
+                    intent.twin.is_some(),
+                    to,
+                );
+                let twin_rec = intent.twin.map(|_| {
+                    self.record(d, time + 600, intent.channel, amount, i, true, Dest::Store)
+                });
                 jobs.push(Job {
                     person: i,
                     intent,
@@ -426,13 +466,19 @@ impl World {
         let mut by_shop: HashMap<u32, Vec<(u32, Fen, u64)>> = HashMap::new();
         for j in &jobs {
             if let Payee::Shop(s) = j.intent.payee {
-                by_shop.entry(s).or_default().push((j.rec, j.amount, j.time));
+                by_shop
+                    .entry(s)
+                    .or_default()
+                    .push((j.rec, j.amount, j.time));
             }
             if let (Some(s), Some(r)) = (j.intent.twin, j.twin_rec) {
-                by_shop.entry(s).or_default().push((r, j.amount, j.time + 600));
+                by_shop
+                    .entry(s)
+                    .or_default()
+                    .push((r, j.amount, j.time + 600));
             }
         }
-        let mut by_shop: Vec<(u32, Vec<(u32, Fen, u64)>)> = by_shop.into_iter().collect();
+        let mut by_shop: Vec<ShopRequests> = by_shop.into_iter().collect();
         by_shop.sort_by_key(|(s, _)| *s);
         let (shops, seed) = (&self.shops, self.seed);
         let requests: HashMap<u32, tongbao::protocol::request::PaymentRequest> = by_shop
@@ -441,7 +487,12 @@ impl World {
                 let w = &shops[*s as usize];
                 let mut out = Vec::with_capacity(list.len());
                 for (k, &(rec, amount, time)) in list.iter().enumerate() {
-                    let mut rng = rng_for(seed, stream::REQUEST, u64::from(*s), u64::from(rec) << 8 | k as u64 & 0xff);
+                    let mut rng = rng_for(
+                        seed,
+                        stream::REQUEST,
+                        u64::from(*s),
+                        u64::from(rec) << 8 | k as u64 & 0xff,
+                    );
                     let r = w.create_request(amount, String::new(), 1800, time - 30, &mut rng)?;
                     out.push((rec, r));
                 }
@@ -559,7 +610,10 @@ impl World {
                 }
                 Err(e) => {
                     self.pays[rec as usize].status = Status::Refused;
-                    *self.refusals.entry(format!("payer: {}", short(&e))).or_default() += 1;
+                    *self
+                        .refusals
+                        .entry(format!("payer: {}", short(&e)))
+                        .or_default() += 1;
                 }
             }
         }
@@ -596,7 +650,7 @@ impl World {
     }
 
     /// Online payments settled at the issuer (in time order, one thread) while payees check the
-    /// offline ones (on the other core); then payers import their confirmations.
+    /// offline ones (on the other core).
     fn deliver(&mut self, payments: Vec<(u32, Payment)>) -> anyhow::Result<()> {
         let (online, offline): (Vec<_>, Vec<_>) = payments
             .into_iter()
@@ -635,7 +689,9 @@ impl World {
                                 let t = pays[*rec as usize].time + 5;
                                 let r = match w.receive(p, t) {
                                     Ok(_) => Ok(p.coins.iter().map(|c| c.id()).collect::<Vec<_>>()),
-                                    Err(e @ WalletError::DoubleSpend { .. }) => Err((true, e.to_string())),
+                                    Err(e @ WalletError::DoubleSpend { .. }) => {
+                                        Err((true, e.to_string()))
+                                    }
                                     Err(e) => Err((false, e.to_string())),
                                 };
                                 (*rec, *who, r)
@@ -645,14 +701,15 @@ impl World {
                     .collect::<Vec<_>>()
             },
         );
-        let mut confirms: Vec<(u32, Payment, Confirmation)> = Vec::new();
-        for ((rec, r), (_, p)) in settled.into_iter().zip(online) {
+        for (rec, r) in settled {
             let pr = &mut self.pays[rec as usize];
             match r {
-                Ok(conf) => {
+                Ok(_confirmation) => {
+                    // Final for the payee. The payer's wallet would import the confirmation; it
+                    // is not needed here (an unconfirmed payment is reported again at the payer's
+                    // next sync and answered "already settled").
                     pr.status = Status::Settled;
                     pr.settled_at = pr.time;
-                    confirms.push((pr.payer, p, conf));
                 }
                 Err(e) => {
                     pr.status = Status::Refused;
@@ -660,7 +717,10 @@ impl World {
                     if e.contains("double spend") {
                         self.double_spends_online += 1;
                     }
-                    *self.refusals.entry(format!("issuer: {}", short(&e))).or_default() += 1;
+                    *self
+                        .refusals
+                        .entry(format!("issuer: {}", short(&e)))
+                        .or_default() += 1;
                 }
             }
         }
@@ -693,31 +753,13 @@ impl World {
                         pr.caught_locally = true;
                         self.double_spends_local += 1;
                     }
-                    *self.refusals.entry(format!("payee: {}", short(&e))).or_default() += 1;
+                    *self
+                        .refusals
+                        .entry(format!("payee: {}", short(&e)))
+                        .or_default() += 1;
                 }
             }
         }
-        // Payers import the issuer's confirmations of their online payments.
-        let mut by_payer: Vec<(u32, Vec<(Payment, Confirmation)>)> = Vec::new();
-        confirms.sort_by_key(|(p, _, _)| *p);
-        for (p, pay, conf) in confirms {
-            match by_payer.last_mut() {
-                Some((q, v)) if *q == p => v.push((pay, conf)),
-                _ => by_payer.push((p, vec![(pay, conf)])),
-            }
-        }
-        let persons = &self.persons;
-        by_payer
-            .par_iter()
-            .map(|(p, list)| -> anyhow::Result<()> {
-                if let Some(w) = persons[*p as usize].as_ref() {
-                    for (pay, conf) in list {
-                        w.confirm_online(conf, pay.time + 30)?;
-                    }
-                }
-                Ok(())
-            })
-            .collect::<anyhow::Result<()>>()?;
         Ok(())
     }
 
@@ -757,7 +799,8 @@ fn amounts(w: &W, todo: &[Intent], mut done: bool, now: u64) -> (Vec<(Intent, Fe
         .0
         .saturating_sub(w.offline_spent().map(|f| f.0).unwrap_or(u64::MAX));
     let counter = w.counter().unwrap_or(u64::MAX);
-    let mut count_left = (cert.counter_base + u64::from(lim.offline_count_max)).saturating_sub(counter);
+    let mut count_left =
+        (cert.counter_base + u64::from(lim.offline_count_max)).saturating_sub(counter);
     let mut out = Vec::new();
     for x in todo {
         if count_left == 0 {
@@ -813,7 +856,14 @@ pub(crate) fn make_wallet<S: Store>(
         _ => 4,
     };
     let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
-    let (w, reg) = Wallet::create(SimStore::new(), kind, merchant, keyset.clone(), now, &mut rng)?;
+    let (w, reg) = Wallet::create(
+        SimStore::new(),
+        kind,
+        merchant,
+        keyset.clone(),
+        now,
+        &mut rng,
+    )?;
     let cert = iss.certify(&reg, class, valid, now)?;
     w.import(TbFile::Certificate(cert), now)?;
     Ok(w)
@@ -826,4 +876,3 @@ pub(crate) fn index_of(ws: &[W]) -> HashMap<PublicKey, u32> {
         .map(|(i, w)| (w.public(), i as u32))
         .collect()
 }
-

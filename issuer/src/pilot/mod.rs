@@ -22,8 +22,8 @@ pub mod store;
 use std::path::Path;
 
 use indicatif::ProgressBar;
-use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::codec::Encode;
+use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::store::{Batch, Store};
 
 pub use engine::DayRow;
@@ -49,14 +49,19 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let days = sc.spec.window.days;
     opts.progress.set_length(u64::from(days) + 2);
     opts.progress.set_message("wallets for the stores");
-    let mut w = engine::World::new(sc.clone(), seed, ledger_dir, opts.progress.clone())?;
+    let mut w = engine::World::new(sc.clone(), seed, ledger_dir)?;
     opts.progress.inc(1);
     for d in 0..days {
-        opts.progress.set_message(format!("day {} of {days}", d + 1));
+        opts.progress
+            .set_message(format!("day {} of {days}", d + 1));
         w.day(d)?;
         opts.progress.inc(1);
     }
-    opts.progress.set_message("closing: last syncs, clawback, audit");
+    if std::env::var_os("TONGBAO_PILOT_TIMING").is_some() {
+        eprintln!("timing (s): claims, pay, deliver, evening = {:?}", w.timing);
+    }
+    opts.progress
+        .set_message("closing: last syncs, clawback, audit");
     let end = sc.end();
     w.close(end)?;
     let closing = w.reconcile(end + 1)?;
@@ -67,12 +72,16 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
 }
 
 /// Sets the key set's hop limit (a fresh issuer, before any wallet trusts the key set).
-pub(crate) fn set_max_hops<S: Store>(iss: &Issuer<S>, max_hops: u8, now: u64) -> anyhow::Result<()> {
+pub(crate) fn set_max_hops<S: Store>(
+    iss: &Issuer<S>,
+    max_hops: u8,
+    now: u64,
+) -> anyhow::Result<()> {
     let ks = iss.keyset()?;
     if ks.policy.max_hops == max_hops {
         return Ok(());
     }
-    let mut policy = ks.policy.clone();
+    let mut policy = ks.policy;
     policy.max_hops = max_hops;
     let set = IssuerKeySet::sign(&iss.root, ks.set_version, now, policy, ks.keys.clone());
     let mut b = Batch::new();

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tongbao::Fen;
 use tongbao::store::Store;
 
-use super::engine::{Dest, DayRow, PayRec, Status, World};
+use super::engine::{DayRow, Dest, PayRec, Status, World};
 use super::plan::Channel;
 use super::rounds::Closing;
 use crate::audit::AuditReport;
@@ -205,7 +205,11 @@ pub(crate) fn build(
             refused: (of.len() - good.len()) as u64,
         });
     }
-    let settled: Vec<&PayRec> = w.pays.iter().filter(|p| p.status == Status::Settled).collect();
+    let settled: Vec<&PayRec> = w
+        .pays
+        .iter()
+        .filter(|p| p.status == Status::Settled)
+        .collect();
     let env: Vec<&&PayRec> = settled.iter().filter(|p| p.envelope > 0).collect();
     let envelope_spent_fen = env.iter().map(|p| p.envelope).sum();
     let envelope_store_fen = env
@@ -219,7 +223,10 @@ pub(crate) fn build(
         .map(|p| p.envelope)
         .sum();
     let own_in_envelope_payments_fen = env.iter().map(|p| p.amount - p.envelope).sum();
-    let mut lags: Vec<u64> = settled.iter().map(|p| p.settled_at.saturating_sub(p.time)).collect();
+    let mut lags: Vec<u64> = settled
+        .iter()
+        .map(|p| p.settled_at.saturating_sub(p.time))
+        .collect();
     lags.sort_unstable();
     let mut off_lags: Vec<u64> = settled
         .iter()
@@ -249,7 +256,11 @@ pub(crate) fn build(
             within = false;
         }
     }
-    let caught_at_settlement = w.pays.iter().filter(|p| p.cheat && p.status == Status::Lost).count() as u64;
+    let caught_at_settlement = w
+        .pays
+        .iter()
+        .filter(|p| p.cheat && p.status == Status::Lost)
+        .count() as u64;
     let lost_by_payees_fen = w.pays.iter().map(|p| p.lost_fen).sum();
     let detected = w.double_spends_local + w.double_spends_online + caught_at_settlement;
     let double_spends = DoubleSpends {
@@ -276,7 +287,10 @@ pub(crate) fn build(
     let offline: Vec<&PayRec> = w
         .pays
         .iter()
-        .filter(|p| p.channel.offline() && matches!(p.status, Status::Settled | Status::Lost | Status::Accepted))
+        .filter(|p| {
+            p.channel.offline()
+                && matches!(p.status, Status::Settled | Status::Lost | Status::Accepted)
+        })
         .collect();
     let accepted_offline_fen: u64 = offline.iter().map(|p| p.amount).sum();
     let settled_offline_fen: u64 = offline
@@ -289,7 +303,10 @@ pub(crate) fn build(
         .filter(|p| p.status == Status::Lost)
         .map(|p| p.amount)
         .sum();
-    let pending = offline.iter().filter(|p| p.status == Status::Accepted).count();
+    let pending = offline
+        .iter()
+        .filter(|p| p.status == Status::Accepted)
+        .count();
     let money_adds_up = envelopes_fen + stats.bank_in_fen
         == closing.wallets_fen + closing.frozen_fen + closing.clawed_back_fen + stats.bank_out_fen;
     let payees_add_up = pending == 0
@@ -334,13 +351,48 @@ pub(crate) fn build(
     let mut published = Vec::new();
     for (figure, unit, publ, sim) in [
         ("winners who claimed", "count", pb.claimed, claimed),
-        ("payments with envelope money", "count", pb.transactions, env.len() as u64),
-        ("envelope money spent", "yuan", pb.amount_spent_yuan, yuan(envelope_spent_fen)),
-        ("... at physical stores", "yuan", pb.store_spent_yuan, yuan(envelope_store_fen)),
-        ("... online (cash on delivery included)", "yuan", pb.online_spent_yuan, yuan(envelope_online_fen)),
-        ("own money spent beyond the envelopes", "yuan", pb.topup_spent_yuan, yuan(own_in_envelope_payments_fen)),
-        ("online orders on the first day", "count", pb.online_orders_first_day, first_day_orders),
-        ("people who paid dual offline", "count", pb.dual_offline_payers, dual_payers),
+        (
+            "payments with envelope money",
+            "count",
+            pb.transactions,
+            env.len() as u64,
+        ),
+        (
+            "envelope money spent",
+            "yuan",
+            pb.amount_spent_yuan,
+            yuan(envelope_spent_fen),
+        ),
+        (
+            "... at physical stores",
+            "yuan",
+            pb.store_spent_yuan,
+            yuan(envelope_store_fen),
+        ),
+        (
+            "... online (cash on delivery included)",
+            "yuan",
+            pb.online_spent_yuan,
+            yuan(envelope_online_fen),
+        ),
+        (
+            "own money spent beyond the envelopes",
+            "yuan",
+            pb.topup_spent_yuan,
+            yuan(own_in_envelope_payments_fen),
+        ),
+        (
+            "online orders on the first day",
+            "count",
+            pb.online_orders_first_day,
+            first_day_orders,
+        ),
+        (
+            "people who paid dual offline",
+            "count",
+            pb.dual_offline_payers,
+            dual_payers,
+        ),
     ] {
         if let Some(p) = publ {
             let diff = if p == 0 {
@@ -431,7 +483,7 @@ pub fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -504,7 +556,10 @@ impl Report {
             s.push('\n');
         }
         let _ = writeln!(s, "## Payments by channel\n");
-        let _ = writeln!(s, "| channel | payments | value | of which envelope money | refused |");
+        let _ = writeln!(
+            s,
+            "| channel | payments | value | of which envelope money | refused |"
+        );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for c in &self.channels {
             let _ = writeln!(
@@ -545,11 +600,19 @@ impl Report {
             d.caught_by_payee,
             d.caught_online,
             d.caught_at_settlement,
-            if d.all_detected { "every one" } else { "NOT every one" },
+            if d.all_detected {
+                "every one"
+            } else {
+                "NOT every one"
+            },
             yuan_grouped(d.lost_by_payees_fen),
             yuan_grouped(d.lost_fen),
             yuan_grouped(d.max_loss_per_cheater_fen),
-            if d.within_offline_limits { "within" } else { "OVER" },
+            if d.within_offline_limits {
+                "within"
+            } else {
+                "OVER"
+            },
             self.revocations,
             self.syncs_refused
         );

@@ -48,13 +48,13 @@ impl World {
         let mut who = Vec::new();
         for (i, &(tonight, pending)) in self.shop_dirty.iter().enumerate() {
             let i = i as u32;
-            let turn = pending && (i + d) % every_store == 0;
+            let turn = pending && (i + d).is_multiple_of(every_store);
             if tonight || turn || online.contains(&i) {
                 who.push(Who::Shop(i));
             }
         }
         for (i, &dirty) in self.pool_dirty.iter().enumerate() {
-            if dirty && (i as u32 + d) % every_person == 0 {
+            if dirty && (i as u32 + d).is_multiple_of(every_person) {
                 who.push(Who::Pool(i as u32));
             }
         }
@@ -100,7 +100,11 @@ impl World {
     }
 
     /// Syncs `list` (wallet, top-up, redemption) at `now`. Returns how many settled.
-    pub(crate) fn sync_round(&mut self, list: Vec<(Who, Fen, Fen)>, now: u64) -> anyhow::Result<u64> {
+    pub(crate) fn sync_round(
+        &mut self,
+        list: Vec<(Who, Fen, Fen)>,
+        now: u64,
+    ) -> anyhow::Result<u64> {
         let list: Vec<(Who, Fen, Fen)> = list
             .into_iter()
             .filter(|(w, _, _)| match w {
@@ -115,18 +119,20 @@ impl World {
         let world = &*self;
         let reqs: Vec<(Who, SyncRequest)> = list
             .par_iter()
-            .map(|&(w, topup, redeem)| -> anyhow::Result<Option<(Who, SyncRequest)>> {
-                let Some(wallet) = world.wallet(w) else {
-                    return Ok(None);
-                };
-                let key = match w {
-                    Who::Person(i) => u64::from(i),
-                    Who::Pool(i) => (1 << 40) | u64::from(i),
-                    Who::Shop(i) => (2 << 40) | u64::from(i),
-                };
-                let mut rng = rng_for(seed, stream::SYNC, key, now);
-                Ok(Some((w, wallet.begin_sync(topup, redeem, now, &mut rng)?)))
-            })
+            .map(
+                |&(w, topup, redeem)| -> anyhow::Result<Option<(Who, SyncRequest)>> {
+                    let Some(wallet) = world.wallet(w) else {
+                        return Ok(None);
+                    };
+                    let key = match w {
+                        Who::Person(i) => u64::from(i),
+                        Who::Pool(i) => (1 << 40) | u64::from(i),
+                        Who::Shop(i) => (2 << 40) | u64::from(i),
+                    };
+                    let mut rng = rng_for(seed, stream::SYNC, key, now);
+                    Ok(Some((w, wallet.begin_sync(topup, redeem, now, &mut rng)?)))
+                },
+            )
             .collect::<anyhow::Result<Vec<_>>>()?
             .into_iter()
             .flatten()
@@ -167,7 +173,11 @@ impl World {
                 if let (Who::Person(i), Err(IssuerError::Revoked(_))) = (w, resp) {
                     self.state[*i as usize].revoked = true;
                 }
-                let why = resp.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+                let why = resp
+                    .as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 let why: String = why.chars().take(60).collect();
                 *self.refusals.entry(format!("sync: {why}")).or_default() += 1;
                 continue;
@@ -186,7 +196,12 @@ impl World {
     }
 
     /// Books what a sync settled against the payments its chains carry.
-    fn account(&mut self, req: &SyncRequest, results: &[tongbao::protocol::sync::CoinResult], now: u64) {
+    fn account(
+        &mut self,
+        req: &SyncRequest,
+        results: &[tongbao::protocol::sync::CoinResult],
+        now: u64,
+    ) {
         let root = self.iss.root();
         for (chain, r) in req.coins.iter().zip(results) {
             let n = chain.hops.len();
@@ -256,7 +271,8 @@ impl World {
                 let held = spendable(wallet, t);
                 let ledger = ledger_holds(world, wallet)?;
                 // A cheater rolled back is revoked: the ledger's view of it is what counts.
-                let cheater = revoked || matches!(w, Who::Person(i) if world.state[i as usize].cheated);
+                let cheater =
+                    revoked || matches!(w, Who::Person(i) if world.state[i as usize].cheated);
                 Ok((held, ledger, revoked, cheater))
             })
             .collect::<anyhow::Result<_>>()?;

@@ -54,7 +54,7 @@ impl<'de> Deserialize<'de> for Yuan {
         enum Raw {
             Int(i64),
             Str(String),
-            Float(f64),
+            Float(#[allow(dead_code)] f64),
         }
         match Raw::deserialize(d)? {
             Raw::Int(y) if y >= 0 => (y as u64)
@@ -495,7 +495,10 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
         .map_err(|e| bad("window.start", e.to_string()))?;
     let w = &spec.window;
     if w.days == 0 || w.days > 366 {
-        return Err(bad("window.days", format!("{} is not 1 to 366 days", w.days)));
+        return Err(bad(
+            "window.days",
+            format!("{} is not 1 to 366 days", w.days),
+        ));
     }
     let l = &spec.lottery;
     if l.winners == 0 || l.winners > 20_000_000 {
@@ -507,7 +510,10 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
     if l.registrants != 0 && l.registrants < l.winners {
         return Err(bad(
             "lottery.registrants",
-            format!("{} registrants cannot give {} winners", l.registrants, l.winners),
+            format!(
+                "{} registrants cannot give {} winners",
+                l.registrants, l.winners
+            ),
         ));
     }
     let amounts = l.envelope_yuan.list();
@@ -531,10 +537,16 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
         ));
     }
     if p.people > 20_000_000 {
-        return Err(bad("population.people", format!("{} is above 20,000,000", p.people)));
+        return Err(bad(
+            "population.people",
+            format!("{} is above 20,000,000", p.people),
+        ));
     }
     if p.categories.is_empty() {
-        return Err(bad("population.categories", "needs at least one category".into()));
+        return Err(bad(
+            "population.categories",
+            "needs at least one category".into(),
+        ));
     }
     let mut cat_total = 0.0;
     for c in &p.categories {
@@ -575,10 +587,22 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
     share("behaviour.idle_share", b.idle_share)?;
     share("behaviour.topup_share", b.topup_share)?;
     for (key, v, max) in [
-        ("behaviour.purchases_per_person", b.purchases_per_person, 50.0),
+        (
+            "behaviour.purchases_per_person",
+            b.purchases_per_person,
+            50.0,
+        ),
         ("behaviour.basket_spread", b.basket_spread, 3.0),
-        ("behaviour.days_between_purchases", b.days_between_purchases, 366.0),
-        ("behaviour.transfers_per_person", b.transfers_per_person, 50.0),
+        (
+            "behaviour.days_between_purchases",
+            b.days_between_purchases,
+            366.0,
+        ),
+        (
+            "behaviour.transfers_per_person",
+            b.transfers_per_person,
+            50.0,
+        ),
     ] {
         if !(v.is_finite() && (0.0..=max).contains(&v)) {
             return Err(bad(key, format!("{v} is not between 0 and {max}")));
@@ -587,7 +611,10 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
     if b.purchases_per_person < 1.0 {
         return Err(bad(
             "behaviour.purchases_per_person",
-            format!("{} is below 1 (idle_share says who never spends)", b.purchases_per_person),
+            format!(
+                "{} is below 1 (idle_share says who never spends)",
+                b.purchases_per_person
+            ),
         ));
     }
     let c = &spec.connectivity;
@@ -600,8 +627,14 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
         ));
     }
     for (key, v) in [
-        ("connectivity.store_sync_every_days", c.store_sync_every_days),
-        ("connectivity.person_sync_every_days", c.person_sync_every_days),
+        (
+            "connectivity.store_sync_every_days",
+            c.store_sync_every_days,
+        ),
+        (
+            "connectivity.person_sync_every_days",
+            c.person_sync_every_days,
+        ),
     ] {
         if v == 0 {
             return Err(bad(key, "must be at least 1 day".into()));
@@ -623,9 +656,9 @@ fn check(spec: Scenario, text: &str, path: &str) -> Result<Checked, ScenarioErro
     let mut person_classes = Vec::new();
     let mut class_total = 0.0;
     for (name, &v) in &pol.person_classes {
-        let class: WalletClass = name.parse().map_err(|e: String| {
-            bad("policy.person_classes", format!("{name}: {e}"))
-        })?;
+        let class: WalletClass = name
+            .parse()
+            .map_err(|e: String| bad("policy.person_classes", format!("{name}: {e}")))?;
         if !(v.is_finite() && v >= 0.0) {
             return Err(bad(
                 "policy.person_classes",

@@ -24,6 +24,7 @@ impl LedgerStore {
             .path(dir)
             .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(LedgerStore { db })
@@ -73,10 +74,13 @@ fn dropped(key: &[u8]) -> bool {
     key.starts_with(b"h/") || key == b"m/history-seq"
 }
 
+/// Keys and values as boxed slices (no spare capacity).
+type Compact = BTreeMap<Box<[u8]>, Box<[u8]>>;
+
 /// One wallet's state in memory, compactly (boxed slices, no history).
 #[derive(Default)]
 pub struct SimStore {
-    map: Mutex<BTreeMap<Box<[u8]>, Box<[u8]>>>,
+    map: Mutex<Compact>,
 }
 
 impl SimStore {
@@ -116,10 +120,13 @@ impl Store for SimStore {
             .map
             .lock()
             .map_err(|_| StoreError::Backend("poisoned".into()))?;
-        Ok(m.range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect())
+        Ok(m.range::<[u8], _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect())
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! The operator endpoints, behind `Authorization: Bearer <operator.token>`: stats, audit,
-//! revoke, key rotation, certification with a chosen class and validity, issuance, and settling a
-//! sync request brought in by file (`issuer settle FILE` while the service holds the ledger).
+//! revoke, key rotation, certification with a chosen class and validity, issuance, recovery of a
+//! lost key's value, and settling a sync request brought in by file (`issuer settle FILE` while
+//! the service holds the ledger).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -16,6 +17,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, Operator, OptionalJsonBody, from_hex, to_hex};
 use super::handlers::{SyncBody, json, ledger, parse_class, settle as settle_sync};
 use crate::ledger::DEFAULT_CERT_SECS;
+use crate::recovery::DEFAULT_RECOVERY_GRACE_SECS;
 
 /// Default grace for the old note key at rotation: 30 days.
 pub const DEFAULT_GRACE_SECS: u64 = 30 * 86_400;
@@ -146,6 +148,33 @@ pub async fn issue(
     .await?;
     let ids: Vec<String> = bundle.notes.iter().map(|n| n.id().to_hex()).collect();
     json(&json!({ "notes": to_hex(&bundle), "ids": ids }))
+}
+
+/// Body of `POST /v1/operator/recover`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverBody {
+    lost: String,
+    to: String,
+    #[serde(default)]
+    grace_secs: Option<u64>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /v1/operator/recover`: a lost or stolen key's value to the owner's new wallet
+/// (docs/adr/0004-lost-device-recovery.md).
+pub async fn recover(
+    _: Operator,
+    State(s): State<AppState>,
+    JsonBody(b): JsonBody<RecoverBody>,
+) -> Result<Response, ApiError> {
+    let lost = address("lost", &b.lost)?;
+    let to = address("to", &b.to)?;
+    let grace = b.grace_secs.unwrap_or(DEFAULT_RECOVERY_GRACE_SECS);
+    let now = s.clock.now()?;
+    let r = ledger(&s, move |iss| iss.recover(&lost, &to, grace, &b.note, now)).await?;
+    json(&json!({ "recovery": r.record, "notes": r.notes.as_ref().map(to_hex) }))
 }
 
 /// `POST /v1/operator/settle`: the same as `POST /v1/sync`.

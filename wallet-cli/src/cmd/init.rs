@@ -1,6 +1,6 @@
 //! `wallet init`: create a wallet. Online (`--issuer URL`): download the issuer's key set,
 //! register and import the certificate in one go. Offline (`--issuer-keys FILE --out REG`): write
-//! the registration for the issuer to certify.
+//! the registration for the issuer to certify. `--encrypt` seals the new key under a passphrase.
 
 use std::path::PathBuf;
 
@@ -10,8 +10,10 @@ use tongbao::PublicKey;
 use tongbao::client::IssuerClient;
 use tongbao::protocol::certificate::{WalletClass, WalletKind};
 use tongbao::protocol::file::TbFile;
+use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::store::SledStore;
 use tongbao::time::format_rfc3339;
+use tongbao::wallet::keystore::Passphrase;
 use tongbao::wallet::{Wallet, WalletError};
 
 use super::{Ctx, check_new_output, read, write};
@@ -39,6 +41,11 @@ pub struct Args {
     /// For a till: the merchant wallet's address.
     #[arg(long, value_name = "ADDRESS")]
     merchant: Option<String>,
+    /// Protect the wallet's secret key with a passphrase (argon2id + XChaCha20-Poly1305): from the
+    /// environment variable named by --passphrase-env VAR, else asked for twice on the terminal.
+    /// Every later command then needs it; the plain key is never written to disk.
+    #[arg(long)]
+    encrypt: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -60,6 +67,39 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The passphrase for a new wallet (`--encrypt`), asked for before anything is created.
+fn new_passphrase(ctx: &Ctx, a: &Args) -> anyhow::Result<Option<Passphrase>> {
+    if !a.encrypt {
+        if ctx.passphrase_env.is_some() {
+            bail!(
+                "--passphrase-env is given but --encrypt is not: add --encrypt to protect the new wallet's key"
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(
+        ctx.passphrase("passphrase for the new wallet: ", true)?,
+    ))
+}
+
+/// Creates the wallet, its key sealed under `passphrase` if there is one.
+fn create(
+    ctx: &Ctx,
+    a: &Args,
+    passphrase: Option<&Passphrase>,
+    merchant: Option<PublicKey>,
+    keyset: IssuerKeySet,
+) -> anyhow::Result<Wallet<SledStore>> {
+    std::fs::create_dir_all(&ctx.dir).with_context(|| ctx.dir.display().to_string())?;
+    let store = SledStore::open(&ctx.dir)?;
+    let mut rng = rand::rng();
+    let (w, _) = match passphrase {
+        Some(p) => Wallet::create_sealed(store, p, a.kind, merchant, keyset, ctx.now, &mut rng)?,
+        None => Wallet::create(store, a.kind, merchant, keyset, ctx.now, &mut rng)?,
+    };
+    Ok(w)
+}
+
 fn offline(
     ctx: &Ctx,
     a: &Args,
@@ -77,18 +117,22 @@ fn offline(
     };
     keyset.verify().context("issuer key set")?;
     refuse_existing(ctx)?;
-    std::fs::create_dir_all(&ctx.dir).with_context(|| ctx.dir.display().to_string())?;
-    let store = SledStore::open(&ctx.dir)?;
-    let (w, reg) = Wallet::create(store, a.kind, merchant, keyset, ctx.now, &mut rand::rng())?;
+    let passphrase = new_passphrase(ctx, a)?;
+    let w = create(ctx, a, passphrase.as_ref(), merchant, keyset)?;
+    let reg = w.registration()?;
     write(out, &TbFile::Registration(reg))?;
     if a.json {
         return crate::out::json(&serde_json::json!({
             "address": w.public().address(),
             "kind": a.kind,
+            "encrypted": a.encrypt,
             "registration": out,
         }));
     }
     println!("created {} wallet {}", a.kind, w.public().address());
+    if a.encrypt {
+        println!("its secret key is encrypted with your passphrase: every command will need it");
+    }
     println!("registration written to {}", out.display());
     println!(
         "next: the issuer certifies it (issuer certify {} --class IV --out CERT), then `wallet import CERT`",
@@ -137,16 +181,8 @@ fn online(ctx: &Ctx, a: &Args, url: &str, merchant: Option<PublicKey>) -> anyhow
         }
         (w, true)
     } else {
-        std::fs::create_dir_all(&ctx.dir).with_context(|| ctx.dir.display().to_string())?;
-        let store = SledStore::open(&ctx.dir)?;
-        let (w, _) = Wallet::create(
-            store,
-            a.kind,
-            merchant,
-            keyset.clone(),
-            ctx.now,
-            &mut rand::rng(),
-        )?;
+        let passphrase = new_passphrase(ctx, a)?;
+        let w = create(ctx, a, passphrase.as_ref(), merchant, keyset.clone())?;
         (w, false)
     };
     // Recorded before registering, so that running init again finishes an interrupted one.
@@ -173,6 +209,7 @@ fn online(ctx: &Ctx, a: &Args, url: &str, merchant: Option<PublicKey>) -> anyhow
             "issuer": client.base,
             "issuer_key": keyset.root.address(),
             "certificate_expires_at": cert.expires_at,
+            "encrypted": Wallet::needs_passphrase(w.store())?,
             "resumed": resumed,
             "registration": a.out,
         }));
@@ -185,6 +222,11 @@ fn online(ctx: &Ctx, a: &Args, url: &str, merchant: Option<PublicKey>) -> anyhow
         );
     } else {
         println!("created {} wallet {}", a.kind, w.public().address());
+        if a.encrypt {
+            println!(
+                "its secret key is encrypted with your passphrase: every command will need it"
+            );
+        }
     }
     println!(
         "registered with the issuer at {} ({}): class {} certificate valid until {}",

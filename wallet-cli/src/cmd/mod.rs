@@ -19,6 +19,7 @@ pub mod sync;
 pub mod till;
 pub mod topup;
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -26,26 +27,34 @@ use tongbao::client::IssuerClient;
 use tongbao::protocol::file::{self, TbFile};
 use tongbao::store::SledStore;
 use tongbao::wallet::Wallet;
+use tongbao::wallet::keystore::Passphrase;
 
-/// What every command gets: where the wallet is and what time it is.
+/// What every command gets: where the wallet is, what time it is, and where an encrypted
+/// wallet's passphrase comes from.
 pub struct Ctx {
     /// The wallet directory.
     pub dir: PathBuf,
     /// Unix seconds (TONGBAO_NOW or the system clock).
     pub now: u64,
+    /// `--passphrase-env VAR`: the environment variable holding the passphrase.
+    pub passphrase_env: Option<String>,
 }
 
 impl Ctx {
-    pub fn new(dir: Option<PathBuf>) -> anyhow::Result<Ctx> {
+    pub fn new(dir: Option<PathBuf>, passphrase_env: Option<String>) -> anyhow::Result<Ctx> {
         let dir = match dir {
             Some(d) => d,
             None => default_dir()?,
         };
         let now = tongbao::time::now_from_env().context("TONGBAO_NOW")?;
-        Ok(Ctx { dir, now })
+        Ok(Ctx {
+            dir,
+            now,
+            passphrase_env,
+        })
     }
 
-    /// Opens the existing wallet.
+    /// Opens the existing wallet; an encrypted one with its passphrase ([`Ctx::passphrase`]).
     pub fn open(&self) -> anyhow::Result<Wallet<SledStore>> {
         if !self.dir.join("db").exists() {
             bail!(
@@ -54,7 +63,44 @@ impl Ctx {
             );
         }
         let store = SledStore::open(&self.dir)?;
+        if Wallet::needs_passphrase(&store)? {
+            let prompt = format!("passphrase for the wallet at {}: ", self.dir.display());
+            let p = self.passphrase(&prompt, false)?;
+            return Ok(Wallet::open_with(store, Some(&p))?);
+        }
         Ok(Wallet::open(store)?)
+    }
+
+    /// The passphrase: from the environment variable named by `--passphrase-env`, else asked for
+    /// on the terminal (twice when `confirm`) if standard input is one. Never echoed or stored.
+    pub fn passphrase(&self, prompt: &str, confirm: bool) -> anyhow::Result<Passphrase> {
+        if let Some(var) = &self.passphrase_env {
+            let value = std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => anyhow::anyhow!(
+                    "--passphrase-env {var}: the environment variable {var} is not set"
+                ),
+                std::env::VarError::NotUnicode(_) => anyhow::anyhow!(
+                    "--passphrase-env {var}: the environment variable {var} is not UTF-8"
+                ),
+            })?;
+            return Passphrase::new(value).with_context(|| format!("--passphrase-env {var}"));
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "the wallet at {} is encrypted and no terminal is attached to ask for its passphrase: give --passphrase-env VAR (the environment variable holding it)",
+                self.dir.display()
+            );
+        }
+        let first =
+            Passphrase::new(rpassword::prompt_password(prompt).context("reading the passphrase")?)?;
+        if confirm {
+            let again = rpassword::prompt_password("the same passphrase again: ")
+                .context("reading the passphrase")?;
+            if !first.matches(&again) {
+                bail!("the two passphrases differ");
+            }
+        }
+        Ok(first)
     }
 }
 

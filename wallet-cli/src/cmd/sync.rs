@@ -38,12 +38,35 @@ pub struct Args {
     /// Air-gapped: apply the sync response FILE that `issuer settle` wrote.
     #[arg(long, value_name = "FILE")]
     apply: Option<PathBuf>,
+    /// Drop the pending sync and take its coins back: only when the issuer refused it and its
+    /// operator confirms it was never settled (if it was, spending those coins again is a
+    /// double spend, and this wallet would be revoked).
+    #[arg(long, conflicts_with_all = ["out", "apply", "issuer"])]
+    abandon: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    if a.abandon {
+        let w = ctx.open()?;
+        let pending = w
+            .pending_sync()?
+            .ok_or_else(|| anyhow!("no sync is pending"))?;
+        let restored = w.abandon_sync("abandoned by the owner", ctx.now)?;
+        if a.json {
+            return crate::out::json(&json!({
+                "abandoned": pending.sync_id.to_hex(),
+                "restored_fen": restored.0,
+            }));
+        }
+        println!(
+            "sync {} dropped: {restored} is back in the wallet; its payments go with the next sync",
+            pending.sync_id.short()
+        );
+        return Ok(());
+    }
     if let Some(out) = &a.out {
         check_new_output(out)?;
         let w = ctx.open()?;
@@ -150,19 +173,10 @@ pub fn online(
     }
     let (req, resent) = pending_or_new(w, ctx, topup, redeem)?;
     let short = req.sync_id.short();
-    let resp = match client.sync(&req) {
-        Ok(r) => r,
-        // A definitive refusal changed nothing at the issuer: give the coins back (a revoked
-        // wallet too: its coins are frozen at the issuer either way).
-        Err(e) if e.is_refusal() && e.error_name() != Some("conflict") => {
-            let why = e.to_string();
-            let restored = w.abandon_sync(&why, ctx.now)?;
-            bail!(
-                "{why}; sync {short} was not settled and is dropped: {restored} is back in the wallet"
-            );
-        }
-        Err(e) => return Err(pending_error(e, &short)),
-    };
+    // A refusal is not signed by the issuer, so it is never acted on automatically: a forged
+    // one could make the wallet drop a sync the issuer did settle, and spending those coins again
+    // would be a double spend. The request stays pending; `wallet sync --abandon` drops it.
+    let resp = client.sync(&req).map_err(|e| pending_error(e, &short))?;
     let applied = w
         .apply_sync(&resp, ctx.now)
         .with_context(|| format!("sync {short} stays pending"))?;
@@ -188,10 +202,12 @@ pub struct Online {
 
 fn pending_error(e: ClientError, short: &str) -> anyhow::Error {
     if e.error_name() == Some("revoked") {
-        anyhow!("{e}: this wallet can no longer settle (sync {short} stays pending)")
+        anyhow!(
+            "{e}: this wallet can no longer settle (sync {short} stays pending; `wallet sync --abandon` takes its coins back, frozen at the issuer)"
+        )
     } else if e.is_refusal() {
         anyhow!(
-            "{e}; sync {short} stays pending (the wallet's coins are in it): `wallet sync` sends it again"
+            "{e}; sync {short} stays pending (the wallet's coins are in it): if the issuer's operator confirms it was never settled, `wallet sync --abandon` takes the coins back"
         )
     } else {
         anyhow!(
