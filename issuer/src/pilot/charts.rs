@@ -2,7 +2,8 @@
 //!
 //! - daily-spending.svg: value paid each day online and offline (one or both devices offline,
 //!   cash on delivery, transfers);
-//! - settlement-lag.svg: settled payments by how long they took to settle;
+//! - settlement-lag.svg: settled offline payments by how long they took to settle (online
+//!   payments settle at once);
 //! - double-spend-exposure.svg: offline money accepted and not yet settled at the end of each day
 //!   (what a double spender could still take), and the losses booked.
 //!
@@ -141,7 +142,10 @@ fn lag(r: &Report) -> anyhow::Result<String> {
             * 1.1;
         let labels: Vec<String> = r.lag_buckets.iter().map(|(l, _)| l.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
-            .caption("Settlement lag of settled payments", ("sans-serif", 20))
+            .caption(
+                "Settlement lag of offline payments (online ones settle at once)",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(80)

@@ -158,7 +158,7 @@ pub struct Report {
     pub offline_lag_p50_secs: u64,
     /// p99.
     pub offline_lag_p99_secs: u64,
-    /// Settled payments by lag: (bucket, payments).
+    /// Settled offline payments by lag (online ones settle at once): (bucket, payments).
     pub lag_buckets: Vec<(String, u64)>,
     /// Double spending.
     pub double_spends: DoubleSpends,
@@ -433,7 +433,7 @@ pub(crate) fn build(
         lag_p99_secs: percentile(&lags, 0.99),
         offline_lag_p50_secs: percentile(&off_lags, 0.5),
         offline_lag_p99_secs: percentile(&off_lags, 0.99),
-        lag_buckets: buckets(&lags),
+        lag_buckets: buckets(&off_lags),
         double_spends,
         revocations: stats.revoked,
         syncs_refused: w.syncs_refused,
