@@ -26,7 +26,7 @@ mod common;
 mod service;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,13 @@ struct Harness {
 
 /// Runs `wallet --wallet DIR args` and kills it (SIGKILL) after `after`, if it is still running.
 /// Returns the exit code, or `None` if it was killed.
-fn wallet_killed(w: &World, name: &str, args: &[&str], after: Duration, env: &[(&str, &str)]) -> Option<i32> {
+fn wallet_killed(
+    w: &World,
+    name: &str,
+    args: &[&str],
+    after: Duration,
+    env: &[(&str, &str)],
+) -> Option<i32> {
     let dir = w.wallet_dir(name);
     let mut cmd = Command::new(Bin::Wallet.path());
     cmd.arg("--wallet")
@@ -121,13 +127,18 @@ impl Harness {
             committed_kills: 0,
         };
         for name in WALLETS {
-            let kind = if name == "shop" { "merchant" } else { "personal" };
+            let kind = if name == "shop" {
+                "merchant"
+            } else {
+                "personal"
+            };
             let class = if name == "shop" { "I" } else { "II" };
-            let v = h
-                .w
-                .wallet(
+            let v =
+                h.w.wallet(
                     name,
-                    &["init", "--kind", kind, "--issuer", &h.svc.url, "--class", class, "--json"],
+                    &[
+                        "init", "--kind", kind, "--issuer", &h.svc.url, "--class", class, "--json",
+                    ],
                 )
                 .ok()
                 .json();
@@ -146,7 +157,11 @@ impl Harness {
 
     /// When the kill comes: mostly within the few milliseconds a command takes.
     fn delay(&mut self) -> Duration {
-        let max = if self.rng.random_range(0..4) == 0 { 100 } else { 25 };
+        let max = if self.rng.random_range(0..4) == 0 {
+            100
+        } else {
+            25
+        };
         Duration::from_micros(self.rng.random_range(0..max * 1_000))
     }
 
@@ -175,7 +190,10 @@ impl Harness {
         let to = self.addresses[payee].clone();
         let args = ["pay", "--to", &to, "--amount", &amount, "--out", s(&file)];
         let after = self.delay();
-        let env: Vec<(&str, &str)> = failpoint.map(|f| ("TONGBAO_FAILPOINT", f)).into_iter().collect();
+        let env: Vec<(&str, &str)> = failpoint
+            .map(|f| ("TONGBAO_FAILPOINT", f))
+            .into_iter()
+            .collect();
         let code = wallet_killed(&self.w, payer, &args, after, &env);
         if code.is_none() || failpoint.is_some() {
             self.kills += 1;
@@ -186,7 +204,10 @@ impl Harness {
             (Some(0), [_]) => assert!(file.exists(), "pay exited 0 without its file"),
             (Some(0), _) => panic!("pay exited 0 but its payment is not in the outbox"),
             (_, []) => {
-                assert!(!file.exists(), "a payment file exists for an uncommitted payment");
+                assert!(
+                    !file.exists(),
+                    "a payment file exists for an uncommitted payment"
+                );
                 return;
             }
             (_, [id]) => {
@@ -217,7 +238,10 @@ impl Harness {
         let i = self.rng.random_range(0..self.deliveries.len());
         let d = self.deliveries.remove(i);
         let after = self.delay();
-        let env: Vec<(&str, &str)> = failpoint.map(|f| ("TONGBAO_FAILPOINT", f)).into_iter().collect();
+        let env: Vec<(&str, &str)> = failpoint
+            .map(|f| ("TONGBAO_FAILPOINT", f))
+            .into_iter()
+            .collect();
         let code = wallet_killed(&self.w, d.payee, &["receive", s(&d.file)], after, &env);
         if code == Some(0) {
             return;
@@ -239,7 +263,10 @@ impl Harness {
     fn sync(&mut self, failpoint: Option<&str>) {
         let name = self.pick();
         let after = self.delay();
-        let env: Vec<(&str, &str)> = failpoint.map(|f| ("TONGBAO_FAILPOINT", f)).into_iter().collect();
+        let env: Vec<(&str, &str)> = failpoint
+            .map(|f| ("TONGBAO_FAILPOINT", f))
+            .into_iter()
+            .collect();
         let url = self.svc.url.clone();
         let code = wallet_killed(&self.w, name, &["sync", "--issuer", &url], after, &env);
         if code != Some(0) {
@@ -312,7 +339,9 @@ impl Harness {
         while let Some(d) = self.deliveries.pop() {
             let out = self.w.wallet(d.payee, &["receive", s(&d.file)]);
             assert!(
-                out.code == 0 || out.stderr.contains("already received") || out.stderr.contains("already"),
+                out.code == 0
+                    || out.stderr.contains("already received")
+                    || out.stderr.contains("already"),
                 "delivering {}: {}",
                 d.amount,
                 out.stderr
@@ -378,7 +407,6 @@ fn run(iterations: u64, seed: u64) {
         h.service_kills,
         started.elapsed()
     );
-    let _ = Path::new(".");
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

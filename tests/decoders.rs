@@ -43,8 +43,14 @@ struct Samples {
     address: PublicKey,
 }
 
-fn wallet(f: &Fixture, kind: WalletKind, merchant: Option<PublicKey>, rng: &mut StdRng) -> Wallet<MemStore> {
-    let (w, _) = Wallet::create(MemStore::new(), kind, merchant, f.keyset.clone(), NOW, rng).unwrap();
+fn wallet(
+    f: &Fixture,
+    kind: WalletKind,
+    merchant: Option<PublicKey>,
+    rng: &mut StdRng,
+) -> Wallet<MemStore> {
+    let (w, _) =
+        Wallet::create(MemStore::new(), kind, merchant, f.keyset.clone(), NOW, rng).unwrap();
     let cert = Certificate {
         merchant,
         ..f.certificate(w.public(), kind, WalletClass::I)
@@ -69,7 +75,9 @@ fn samples() -> Samples {
         &mut rng,
     )
     .unwrap();
-    let auth = shop.authorize_till(&till_reg, "front counter", NOW).unwrap();
+    let auth = shop
+        .authorize_till(&till_reg, "front counter", NOW)
+        .unwrap();
     let till_cert = Certificate {
         merchant: Some(shop.public()),
         ..f.certificate(till_w.public(), WalletKind::Till, WalletClass::I)
@@ -166,7 +174,11 @@ fn samples() -> Samples {
             Nonce([n; 16]),
         )
     };
-    let proof = DoubleSpendProof::new(cheat.public(), spend(key(67).public(), 1), spend(key(68).public(), 2));
+    let proof = DoubleSpendProof::new(
+        cheat.public(),
+        spend(key(67).public(), 1),
+        spend(key(68).public(), 2),
+    );
     let revocations = RevocationList::sign(
         &f.root,
         2,
@@ -234,12 +246,20 @@ fn every_file_kind_refuses_every_truncation_and_bit_flip() {
         kinds.push(bytes[8]);
         mutations(&bytes, |m, what| {
             if let Ok(got) = TbFile::from_file_bytes(m) {
-                panic!("{}: {what}: accepted as a {}", file.kind_name(), got.kind_name());
+                panic!(
+                    "{}: {what}: accepted as a {}",
+                    file.kind_name(),
+                    got.kind_name()
+                );
             }
         });
     }
     kinds.sort();
-    assert_eq!(kinds, (1..=18).collect::<Vec<u8>>(), "one sample of every file kind");
+    assert_eq!(
+        kinds,
+        (1..=18).collect::<Vec<u8>>(),
+        "one sample of every file kind"
+    );
 }
 
 #[test]

@@ -33,7 +33,12 @@ fn refused(w: &World, name: &str, now: &str, args: &[&str], needles: &[&str]) ->
     let before: Snapshot = w.snapshot(name);
     let out = w.wallet_at(name, now, args);
     let line = out.refused(needles);
-    assert!(out.stdout.is_empty(), "`{}` printed {:?}", out.cmd, out.stdout);
+    assert!(
+        out.stdout.is_empty(),
+        "`{}` printed {:?}",
+        out.cmd,
+        out.stdout
+    );
     w.snapshot(name)
         .assert_same_as(&before, &format!("`{}` was refused", out.cmd));
     line
@@ -117,15 +122,33 @@ fn files_from_another_issuer_are_refused() {
     let shop = ours.address("shop");
 
     // Their key set.
-    refused(ours, "alice", NOW, &["import", s(&theirs.keys())], &["another issuer"]);
+    refused(
+        ours,
+        "alice",
+        NOW,
+        &["import", s(&theirs.keys())],
+        &["another issuer"],
+    );
     // Their certificate for alice's own registration, and notes they issue to her.
     let cert = theirs.certify(&t.alice_reg, "II", None);
     // Notes and certificates do not name their issuer, and every issuer's first note key has id
     // 1: all the wallet can tell is that the signature does not check (defect D3,
     // docs/testing.md).
-    refused(ours, "alice", NOW, &["import", s(&cert)], &["signature", "certificate"]);
+    refused(
+        ours,
+        "alice",
+        NOW,
+        &["import", s(&cert)],
+        &["signature", "certificate"],
+    );
     let notes = theirs.issue(&alice, "20.00");
-    refused(ours, "alice", NOW, &["import", s(&notes)], &["signature", "note"]);
+    refused(
+        ours,
+        "alice",
+        NOW,
+        &["import", s(&notes)],
+        &["signature", "note"],
+    );
     // (Their revocation list: tests/bad_input.rs, payment_from_a_revoked_payer_is_refused.)
     // A payment from their wallet to our shop.
     let pay = theirs.pay_to("carol", &shop, "12.00");
@@ -136,7 +159,13 @@ fn files_from_another_issuer_are_refused() {
     let resp = theirs.file("sync", "resp");
     let settled = theirs.issuer(&["settle", s(&req), "--out", s(&resp)]);
     if settled.code == 0 {
-        refused(ours, "alice", NOW, &["sync", "--apply", s(&resp)], &["another issuer"]);
+        refused(
+            ours,
+            "alice",
+            NOW,
+            &["sync", "--apply", s(&resp)],
+            &["another issuer"],
+        );
     }
     // The pending request still settles with her own issuer afterwards.
     let ok = ours.file("sync", "resp");
@@ -147,7 +176,11 @@ fn files_from_another_issuer_are_refused() {
     let creq = theirs.file("sync", "req");
     theirs.wallet("carol", &["sync", "--out", s(&creq)]).ok();
     let out = ours.file("sync", "resp");
-    issuer_refused(ours, &["settle", s(&creq), "--out", s(&out)], &["not registered"]);
+    issuer_refused(
+        ours,
+        &["settle", s(&creq), "--out", s(&out)],
+        &["not registered"],
+    );
     assert!(!out.exists());
 }
 
@@ -204,7 +237,13 @@ fn files_of_another_version_are_refused() {
     let resp = w.file("sync", "resp");
     w.issuer(&["settle", s(&sreq), "--out", s(&resp)]).ok();
     for bad in versioned(w, &resp) {
-        refused(w, "alice", NOW, &["sync", "--apply", s(&bad)], &["version 2"]);
+        refused(
+            w,
+            "alice",
+            NOW,
+            &["sync", "--apply", s(&bad)],
+            &["version 2"],
+        );
     }
     w.wallet("alice", &["sync", "--apply", s(&resp)]).ok();
 }
@@ -245,7 +284,16 @@ fn files_from_the_future_are_refused() {
         common::Bin::Issuer,
         w.dir(),
         &past,
-        &["--home", s(&home), "certify", s(&reg2), "--class", "II", "--out", s(&out)],
+        &[
+            "--home",
+            s(&home),
+            "certify",
+            s(&reg2),
+            "--class",
+            "II",
+            "--out",
+            s(&out),
+        ],
     );
     o.refused(&["future"]);
     let sreq = w.file("sync", "req");
@@ -261,7 +309,13 @@ fn files_from_the_future_are_refused() {
     assert_eq!(w.issuer(&["ledger", "stats", "--json"]).ok().stdout, before);
     // A sync response made now, applied yesterday.
     w.issuer(&["settle", s(&sreq), "--out", s(&resp)]).ok();
-    refused(w, "alice", &past, &["sync", "--apply", s(&resp)], &["future"]);
+    refused(
+        w,
+        "alice",
+        &past,
+        &["sync", "--apply", s(&resp)],
+        &["future"],
+    );
     // At the right time everything is accepted.
     w.wallet("alice", &["sync", "--apply", s(&resp)]).ok();
     let later_now = later(NOW, 60);

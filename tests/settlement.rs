@@ -717,12 +717,21 @@ fn a_refused_sync_stays_pending_until_the_owner_abandons_it() {
     w.wallet("alice", &["topup", "--amount", "200"]).ok();
     assert_eq!(balance(&w, "alice"), 20_000);
     w.issuer(&["revoke", &alice, "--reason", "lost"]).ok();
-    w.wallet("alice", &["sync"]).refused(&["stays pending", "--abandon"]);
-    assert_eq!(balance(&w, "alice"), 0, "the coins are in the pending request");
-    let v = w.wallet("alice", &["sync", "--abandon", "--json"]).ok().json();
+    w.wallet("alice", &["sync"])
+        .refused(&["stays pending", "--abandon"]);
+    assert_eq!(
+        balance(&w, "alice"),
+        0,
+        "the coins are in the pending request"
+    );
+    let v = w
+        .wallet("alice", &["sync", "--abandon", "--json"])
+        .ok()
+        .json();
     assert_eq!(v["restored_fen"], 20_000);
     assert_eq!(balance(&w, "alice"), 20_000);
-    w.wallet("alice", &["sync", "--abandon"]).refused(&["no sync is pending"]);
+    w.wallet("alice", &["sync", "--abandon"])
+        .refused(&["no sync is pending"]);
     audit_ok(&w);
     svc.stop();
 }

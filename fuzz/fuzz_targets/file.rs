@@ -2,6 +2,10 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(f) = tongbao::protocol::file::TbFile::from_file_bytes(data) {
-        assert_eq!(f.to_file_bytes(), data, "accepted files re-encode to themselves");
+        assert_eq!(
+            f.to_file_bytes(),
+            data,
+            "accepted files re-encode to themselves"
+        );
     }
 });

@@ -9,7 +9,11 @@ macro_rules! decode_target {
         libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             use tongbao::codec::{Decode, Encode};
             if let Ok(msg) = <$ty>::decode(data) {
-                assert_eq!(msg.to_bytes(), data, "accepted bytes re-encode to themselves");
+                assert_eq!(
+                    msg.to_bytes(),
+                    data,
+                    "accepted bytes re-encode to themselves"
+                );
             }
         });
     };

@@ -56,9 +56,8 @@ struct Server {
 
 fn start() -> Server {
     let home = tempfile::tempdir().unwrap();
-    let issuer = Arc::new(
-        Issuer::init_dir(home.path(), NOW, &mut StdRng::seed_from_u64(1)).unwrap(),
-    );
+    let issuer =
+        Arc::new(Issuer::init_dir(home.path(), NOW, &mut StdRng::seed_from_u64(1)).unwrap());
     let config = ServerConfig {
         operator_token: Some(TOKEN.into()),
         clock: Some(NOW),
@@ -133,7 +132,12 @@ fn post(url: &str, ctype: Option<&str>, body: &[u8], token: Option<&str>) -> (u1
 }
 
 fn post_json(url: &str, body: &Value) -> (u16, Value) {
-    post(url, Some("application/json"), body.to_string().as_bytes(), None)
+    post(
+        url,
+        Some("application/json"),
+        body.to_string().as_bytes(),
+        None,
+    )
 }
 
 fn hex_of<T: Encode>(m: &T) -> String {
@@ -167,11 +171,9 @@ fn assert_stable_4xx(kind: &str, status: u16, body: &Value, want: &[&str]) {
 
 /// A wallet over memory, registered and funded through the service.
 fn honest_wallet(url: &str, rng: &mut StdRng, fen: u64) -> Wallet<MemStore> {
-    let (_, keys) = {
-        let mut resp = agent().get(format!("{url}/v1/keys")).call().unwrap();
-        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
-        ((), msg(&v["keyset"]))
-    };
+    let mut resp = agent().get(format!("{url}/v1/keys")).call().unwrap();
+    let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    let keys = msg(&v["keyset"]);
     let (w, reg) =
         Wallet::create(MemStore::new(), WalletKind::Personal, None, keys, NOW, rng).unwrap();
     let (s, b) = post_json(
@@ -196,7 +198,10 @@ fn honest_wallet(url: &str, rng: &mut StdRng, fen: u64) -> Wallet<MemStore> {
 
 fn sync_over_http(url: &str, w: &Wallet<MemStore>, rng: &mut StdRng) -> SyncRequest {
     let req = w.begin_sync(Fen::ZERO, Fen::ZERO, NOW, rng).unwrap();
-    let (s, b) = post_json(&format!("{url}/v1/sync"), &json!({ "request": hex_of(&req) }));
+    let (s, b) = post_json(
+        &format!("{url}/v1/sync"),
+        &json!({ "request": hex_of(&req) }),
+    );
     assert_eq!(s, 200, "honest sync refused during the storm: {b}");
     let resp: SyncResponse = msg(&b["response"]);
     w.apply_sync(&resp, NOW).unwrap();
@@ -205,7 +210,13 @@ fn sync_over_http(url: &str, w: &Wallet<MemStore>, rng: &mut StdRng) -> SyncRequ
 
 /// Raw HTTP on one connection: writes `head` (and `body` slowly if asked), returns the status
 /// line's code (0 if the server closed without answering).
-fn raw(addr: SocketAddr, head: &str, body: &[u8], trickle: Option<Duration>, deadline: Instant) -> u16 {
+fn raw(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+    trickle: Option<Duration>,
+    deadline: Instant,
+) -> u16 {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return 0;
     };
@@ -298,7 +309,10 @@ fn ammo(url: &str, rng: &mut StdRng) -> Ammo {
     // A wallet whose key the test holds, to sign what the engine never would.
     let raw = SecretKey::generate(rng);
     let reg = Registration::sign(&raw, WalletKind::Personal, None, NOW);
-    let (s, b) = post_json(&format!("{url}/v1/register"), &json!({ "registration": hex_of(&reg) }));
+    let (s, b) = post_json(
+        &format!("{url}/v1/register"),
+        &json!({ "registration": hex_of(&reg) }),
+    );
     assert_eq!(s, 200, "{b}");
     let raw_sync = |id: u8, counter: u64| {
         SyncRequest {
@@ -314,7 +328,10 @@ fn ammo(url: &str, rng: &mut StdRng) -> Ammo {
         }
         .signed(&raw)
     };
-    let (s, b) = post_json(&format!("{url}/v1/sync"), &json!({ "request": hex_of(&raw_sync(1, 5)) }));
+    let (s, b) = post_json(
+        &format!("{url}/v1/sync"),
+        &json!({ "request": hex_of(&raw_sync(1, 5)) }),
+    );
     assert_eq!(s, 200, "{b}");
     // The same sync id with other content, and a counter behind the last certificate.
     let reused_id = raw_sync(1, 6);
@@ -338,7 +355,14 @@ fn ammo(url: &str, rng: &mut StdRng) -> Ammo {
 }
 
 /// One bad client: `kind` picks what it does; returns how many answers it checked.
-fn bad_client(kind: usize, url: &str, addr: SocketAddr, a: &Ammo, stop: &AtomicBool, deadline: Instant) -> u64 {
+fn bad_client(
+    kind: usize,
+    url: &str,
+    addr: SocketAddr,
+    a: &Ammo,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> u64 {
     let sync_url = format!("{url}/v1/sync");
     let mut checked = 0;
     for n in 0..PER_CLIENT {
@@ -364,24 +388,43 @@ fn bad_client(kind: usize, url: &str, addr: SocketAddr, a: &Ammo, stop: &AtomicB
                     Some(Duration::from_millis(50)),
                     deadline,
                 );
-                assert!(code == 0 || (400..500).contains(&code), "slow headers: {code}");
+                assert!(
+                    code == 0 || (400..500).contains(&code),
+                    "slow headers: {code}"
+                );
                 checked += 1;
                 continue;
             }
             2 => {
                 // Slow body: declared length, trickled; the request timeout answers 408.
                 let head = "POST /v1/sync HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n";
-                let code = raw(addr, head, &[b' '; 200], Some(Duration::from_millis(20)), deadline);
+                let code = raw(
+                    addr,
+                    head,
+                    &[b' '; 200],
+                    Some(Duration::from_millis(20)),
+                    deadline,
+                );
                 assert!(code == 0 || code == 408, "slow body: {code}");
                 checked += 1;
                 continue;
             }
             3 => {
-                let (s, b) = post(&sync_url, Some("application/json"), b"{\"request\": [1, 2", None);
+                let (s, b) = post(
+                    &sync_url,
+                    Some("application/json"),
+                    b"{\"request\": [1, 2",
+                    None,
+                );
                 ("malformed JSON", s, b, &["bad_request"])
             }
             4 => {
-                let (s, b) = post(&sync_url, Some("text/plain"), sync_hex(&a.victim_sync).to_string().as_bytes(), None);
+                let (s, b) = post(
+                    &sync_url,
+                    Some("text/plain"),
+                    sync_hex(&a.victim_sync).to_string().as_bytes(),
+                    None,
+                );
                 ("wrong content type", s, b, &["bad_request"])
             }
             5 => {
@@ -406,7 +449,12 @@ fn bad_client(kind: usize, url: &str, addr: SocketAddr, a: &Ammo, stop: &AtomicB
                     ..a.victim_sync.clone()
                 };
                 let (s, b) = post_json(&sync_url, &sync_hex(&r));
-                ("missing signature", s, b, &["bad_signature", "decode_error"])
+                (
+                    "missing signature",
+                    s,
+                    b,
+                    &["bad_signature", "decode_error"],
+                )
             }
             9 => {
                 let (s, b) = post_json(&sync_url, &sync_hex(&a.reused_id));
@@ -414,7 +462,12 @@ fn bad_client(kind: usize, url: &str, addr: SocketAddr, a: &Ammo, stop: &AtomicB
             }
             10 => {
                 let (s, b) = post_json(&sync_url, &sync_hex(&a.stolen));
-                ("another wallet's request re-signed", s, b, &["bad_signature"])
+                (
+                    "another wallet's request re-signed",
+                    s,
+                    b,
+                    &["bad_signature"],
+                )
             }
             11 => {
                 let (s, b) = post_json(&sync_url, &sync_hex(&a.stale));
@@ -429,10 +482,19 @@ fn bad_client(kind: usize, url: &str, addr: SocketAddr, a: &Ammo, stop: &AtomicB
                     &format!("{url}/v1/pay"),
                     &json!({ "payment": hex_of(&a.spent_payment) }),
                 );
-                ("spent coins paid online again", s, b, &["verification_failed", "refused", "revoked"])
+                (
+                    "spent coins paid online again",
+                    s,
+                    b,
+                    &["verification_failed", "refused", "revoked"],
+                )
             }
             14 => {
-                let token = if n % 2 == 0 { None } else { Some("wrong-token") };
+                let token = if n % 2 == 0 {
+                    None
+                } else {
+                    Some("wrong-token")
+                };
                 let (s, b) = post(
                     &format!("{url}/v1/operator/issue"),
                     Some("application/json"),
@@ -468,12 +530,23 @@ fn sixty_four_bad_clients_and_honest_wallets_keep_syncing() {
     let mut rng = StdRng::seed_from_u64(2);
     let a = Arc::new(ammo(&url, &mut rng));
     // The identical replay of a settled request is not an attack: it gets the same answer.
-    let (s1, b1) = post_json(&format!("{url}/v1/sync"), &json!({ "request": hex_of(&a.victim_sync) }));
-    let (s2, b2) = post_json(&format!("{url}/v1/sync"), &json!({ "request": hex_of(&a.victim_sync) }));
+    let (s1, b1) = post_json(
+        &format!("{url}/v1/sync"),
+        &json!({ "request": hex_of(&a.victim_sync) }),
+    );
+    let (s2, b2) = post_json(
+        &format!("{url}/v1/sync"),
+        &json!({ "request": hex_of(&a.victim_sync) }),
+    );
     assert_eq!((s1, s2), (200, 200));
-    assert_eq!(b1["response"], b2["response"], "a replayed sync gets the stored response");
+    assert_eq!(
+        b1["response"], b2["response"],
+        "a replayed sync gets the stored response"
+    );
 
-    let honest: Vec<Wallet<MemStore>> = (0..4).map(|_| honest_wallet(&url, &mut rng, 20_000)).collect();
+    let honest: Vec<Wallet<MemStore>> = (0..4)
+        .map(|_| honest_wallet(&url, &mut rng, 20_000))
+        .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + STORM;
     let checked = Arc::new(AtomicU64::new(0));
@@ -516,9 +589,17 @@ fn sixty_four_bad_clients_and_honest_wallets_keep_syncing() {
         t.join().expect("a bad client's checks failed");
     }
     let checked = checked.load(Ordering::Relaxed);
-    println!("hammer: {checked} bad requests answered 4xx; {syncs} honest syncs in {rounds} rounds");
-    assert!(rounds >= 2, "honest wallets synced only {rounds} round(s) during the storm");
-    assert!(checked >= BAD_CLIENTS as u64, "only {checked} bad requests checked");
+    println!(
+        "hammer: {checked} bad requests answered 4xx; {syncs} honest syncs in {rounds} rounds"
+    );
+    assert!(
+        rounds >= 2,
+        "honest wallets synced only {rounds} round(s) during the storm"
+    );
+    assert!(
+        checked >= BAD_CLIENTS as u64,
+        "only {checked} bad requests checked"
+    );
     // Every honest wallet has exactly what it was given: 200.00 each (the payments went round).
     for w in &honest {
         assert_eq!(w.balance(NOW).unwrap().total_fen, 20_000);
@@ -540,8 +621,15 @@ fn replaying_another_wallets_registration_is_refused() {
     let url = format!("http://{}", srv.addr);
     let mut rng = StdRng::seed_from_u64(3);
     let keys = srv.issuer.keyset().unwrap();
-    let (_, reg) = Wallet::create(MemStore::new(), WalletKind::Personal, None, keys, NOW, &mut rng)
-        .unwrap();
+    let (_, reg) = Wallet::create(
+        MemStore::new(),
+        WalletKind::Personal,
+        None,
+        keys,
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
     let register = |class: &str| {
         post_json(
             &format!("{url}/v1/register"),

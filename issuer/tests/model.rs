@@ -59,7 +59,7 @@
 //! is still owed to an honest wallet is owed by a cheater or a revoked wallet (or to a revoked
 //! one); every cheater whose double spend cost an honest wallet anything is revoked.
 //!
-//! CI runs [`model_ci`] (a fixed seed, a few dozen scripts). The long run is ignored:
+//! CI runs [`model_ci`] (a fixed seed, 256 scripts, ~20 s). The long run is ignored:
 //! `TONGBAO_MODEL_CASES=2000 cargo test --release -p issuer --test model -- --ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -109,42 +109,101 @@ enum Delivery {
 /// One step. Wallet and pick indices are reduced modulo what exists.
 #[derive(Debug, Clone)]
 enum Step {
-    Issue { to: u8, yuan: u16 },
-    Pay { from: u8, to: u8, fen: u32, delivery: Delivery },
+    Issue {
+        to: u8,
+        yuan: u16,
+    },
+    Pay {
+        from: u8,
+        to: u8,
+        fen: u32,
+        delivery: Delivery,
+    },
     /// Pay a merchant's one-use code.
-    PayCode { from: u8, merchant: u8, fen: u32, delivery: Delivery },
+    PayCode {
+        from: u8,
+        merchant: u8,
+        fen: u32,
+        delivery: Delivery,
+    },
     /// Pay a merchant's static code (the payer enters the amount).
-    PayStatic { from: u8, merchant: u8, fen: u32 },
+    PayStatic {
+        from: u8,
+        merchant: u8,
+        fen: u32,
+    },
     /// Pay and settle online at once; the payee receives the confirmed payment.
-    PayOnline { from: u8, to: u8, fen: u32 },
+    PayOnline {
+        from: u8,
+        to: u8,
+        fen: u32,
+    },
     /// Deliver a queued payment file.
-    Deliver { pick: u8 },
+    Deliver {
+        pick: u8,
+    },
     /// Deliver a payment file its payee already received.
-    Replay { pick: u8 },
+    Replay {
+        pick: u8,
+    },
     /// Deliver a payment file to a wallet it is not for.
-    Misdeliver { pick: u8, to: u8 },
+    Misdeliver {
+        pick: u8,
+        to: u8,
+    },
     /// A merchant refunds (part of) a payment it received.
-    Refund { merchant: u8, pick: u8, fen: u32 },
+    Refund {
+        merchant: u8,
+        pick: u8,
+        fen: u32,
+    },
     /// A merchant's delivery order, paid at the door (collected by the courier, or the payment
     /// file lost).
-    Cod { merchant: u8, customer: u8, fen: u32, collect: bool },
+    Cod {
+        merchant: u8,
+        customer: u8,
+        fen: u32,
+        collect: bool,
+    },
     /// The courier hands over everything it carries for a merchant.
-    Handoff { merchant: u8 },
+    Handoff {
+        merchant: u8,
+    },
     /// Sync (retrying the pending request if there is one); `lose` drops the issuer's answer.
-    Sync { who: u8, topup_yuan: u16, redeem_fen: u32, lose: bool },
+    Sync {
+        who: u8,
+        topup_yuan: u16,
+        redeem_fen: u32,
+        lose: bool,
+    },
     /// Send the last settled sync request again.
-    ReplaySync { who: u8 },
+    ReplaySync {
+        who: u8,
+    },
     /// A personal wallet is copied from a backup (its holder will cheat with the copy).
-    Backup { who: u8 },
+    Backup {
+        who: u8,
+    },
     /// The newest backup copy pays (a double spend when the original already spent the coins).
-    CheatPay { who: u8, to: u8, fen: u32, delivery: Delivery },
+    CheatPay {
+        who: u8,
+        to: u8,
+        fen: u32,
+        delivery: Delivery,
+    },
     /// The newest backup copy syncs.
-    CheatSync { who: u8 },
+    CheatSync {
+        who: u8,
+    },
     /// The issuer rotates its note key.
     Rotate,
     /// The operator revokes a wallet (phone lost).
-    Revoke { who: u8 },
-    Advance { mins: u16 },
+    Revoke {
+        who: u8,
+    },
+    Advance {
+        mins: u16,
+    },
 }
 
 fn delivery() -> impl Strategy<Value = Delivery> {
@@ -490,7 +549,12 @@ impl Model {
         let root = self.iss.root();
         Ok(w.pending_sync()
             .map_err(e("pending"))?
-            .map(|p| p.coins.into_iter().filter(|c| is_refresh(c, &root)).collect())
+            .map(|p| {
+                p.coins
+                    .into_iter()
+                    .filter(|c| is_refresh(c, &root))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -524,7 +588,13 @@ impl Model {
             } => {
                 let m = MERCHANTS[usize::from(merchant) % 3];
                 let req = self.wallets[m][0]
-                    .create_request(Fen(u64::from(fen)), "noodles".into(), 3_600, self.now, &mut self.rng)
+                    .create_request(
+                        Fen(u64::from(fen)),
+                        "noodles".into(),
+                        3_600,
+                        self.now,
+                        &mut self.rng,
+                    )
                     .map_err(e("request"))?;
                 let target = PayTarget::Request {
                     request: req,
@@ -571,8 +641,14 @@ impl Model {
                                 .confirm_online(&conf, self.now)
                                 .map_err(e("confirm online"))?;
                         }
-                        let again = self.iss.pay_online(&p, self.now).map_err(e("online replay"))?;
-                        ensure!(again == conf, "a replayed online payment got another confirmation");
+                        let again = self
+                            .iss
+                            .pay_online(&p, self.now)
+                            .map_err(e("online replay"))?;
+                        ensure!(
+                            again == conf,
+                            "a replayed online payment got another confirmation"
+                        );
                         self.deliver(
                             i,
                             ReceiveNote {
@@ -584,10 +660,16 @@ impl Model {
                     Err(err) => {
                         let rl = self.iss.revocations().map_err(e("rl"))?;
                         let (payer, payee) = (self.payments[i].payer, self.payments[i].payee);
+                        // Coins that passed through a revoked key are refused until refreshed.
+                        let tainted =
+                            self.payments[i].payment.coins.iter().any(|c| {
+                                (0..c.hops.len()).any(|k| rl.is_revoked(&holder_at(c, k)))
+                            });
                         ensure!(
                             !self.honest(payer)
                                 || rl.is_revoked(&self.keys[payer])
                                 || rl.is_revoked(&self.keys[payee])
+                                || tainted
                                 || self.is_dead_payment(i)?,
                             "an honest online payment was refused: {err}"
                         );
@@ -632,7 +714,10 @@ impl Model {
                 }
                 let before = dump(self.w(to));
                 let r = self.w(to).receive(&self.payments[i].payment, self.now);
-                ensure!(r.is_err(), "wallet {to} received a payment meant for another");
+                ensure!(
+                    r.is_err(),
+                    "wallet {to} received a payment meant for another"
+                );
                 ensure!(
                     unchanged_but_proofs(&before, &dump(self.w(to))),
                     "a misdelivered payment changed wallet {to}"
@@ -707,14 +792,19 @@ impl Model {
                 };
                 let before = self.iss.stats().map_err(e("stats"))?;
                 let again = self.iss.sync(&req, self.now).map_err(e("replayed sync"))?;
-                ensure!(again == resp, "a replayed sync request got another response");
+                ensure!(
+                    again == resp,
+                    "a replayed sync request got another response"
+                );
                 ensure!(
                     before == self.iss.stats().map_err(e("stats"))?,
                     "a replayed sync request changed the ledger"
                 );
                 ensure!(
-                    matches!(self.w(who).apply_sync(&resp, self.now), Err(WalletError::Replay(_)))
-                        || self.w(who).pending_sync().map_err(e("pending"))?.is_some(),
+                    matches!(
+                        self.w(who).apply_sync(&resp, self.now),
+                        Err(WalletError::Replay(_))
+                    ) || self.w(who).pending_sync().map_err(e("pending"))?.is_some(),
                     "a sync response was applied twice"
                 );
                 Ok(())
@@ -763,11 +853,21 @@ impl Model {
             }
             Step::Revoke { who } => {
                 let who = usize::from(who);
-                if self.iss.revocations().map_err(e("rl"))?.is_revoked(&self.keys[who]) {
+                if self
+                    .iss
+                    .revocations()
+                    .map_err(e("rl"))?
+                    .is_revoked(&self.keys[who])
+                {
                     return Ok(());
                 }
                 self.iss
-                    .revoke(&self.keys[who], RevocationReason::Lost, "phone lost", self.now)
+                    .revoke(
+                        &self.keys[who],
+                        RevocationReason::Lost,
+                        "phone lost",
+                        self.now,
+                    )
                     .map_err(e("revoke"))?;
                 self.op_revoked.insert(who);
                 Ok(())
@@ -780,10 +880,13 @@ impl Model {
     }
 
     fn issue(&mut self, to: usize, fen: u64) -> R {
-        let Ok(bundle) =
-            self.iss
-                .issue(&self.keys[to], Fen(fen), Earmark::None, self.now, &mut self.rng)
-        else {
+        let Ok(bundle) = self.iss.issue(
+            &self.keys[to],
+            Fen(fen),
+            Earmark::None,
+            self.now,
+            &mut self.rng,
+        ) else {
             return Ok(()); // revoked, or above the class cap: nothing issued
         };
         self.supply += fen;
@@ -791,7 +894,8 @@ impl Model {
         let ks = self.iss.keyset().map_err(e("keyset"))?;
         let w = &self.wallets[to][0];
         if w.keyset().map_err(e("keyset"))?.set_version < ks.set_version {
-            w.import(TbFile::KeySet(ks), self.now).map_err(e("import key set"))?;
+            w.import(TbFile::KeySet(ks), self.now)
+                .map_err(e("import key set"))?;
         }
         if w.import(TbFile::Notes(bundle.clone()), self.now).is_err() {
             self.unimported.push((to, bundle));
@@ -964,7 +1068,10 @@ impl Model {
         let req = match w.begin_sync(topup, redeem, self.now, &mut self.rng) {
             Ok(r) => r,
             Err(err) => {
-                ensure!(dump(w) == before, "a refused sync changed wallet {who}: {err}");
+                ensure!(
+                    dump(w) == before,
+                    "a refused sync changed wallet {who}: {err}"
+                );
                 return Ok(());
             }
         };
@@ -1018,13 +1125,15 @@ impl Model {
         chain: &Coin,
         r: &tongbao::protocol::sync::CoinResult,
     ) -> R<usize> {
-        if r.reason == RejectReason::AlreadyRedeemed && !strict() {
-            if let Walk::Dead { signer } = self.walk(chain)? {
-                if self.is_cheater_key(&signer) {
-                    self.known_d1 += 1;
-                    return self.who(&signer).ok_or_else(|| "unknown cheater".to_string());
-                }
-            }
+        if r.reason == RejectReason::AlreadyRedeemed
+            && !strict()
+            && let Walk::Dead { signer } = self.walk(chain)?
+            && self.is_cheater_key(&signer)
+        {
+            self.known_d1 += 1;
+            return self
+                .who(&signer)
+                .ok_or_else(|| "unknown cheater".to_string());
         }
         ensure!(
             r.reason == RejectReason::DoubleSpend,
@@ -1039,7 +1148,9 @@ impl Model {
             "a proof naming {} (not a cheater)",
             proof.signer.short()
         );
-        let c = self.who(&proof.signer).ok_or("a proof naming an unknown key")?;
+        let c = self
+            .who(&proof.signer)
+            .ok_or("a proof naming an unknown key")?;
         self.proven.insert(c);
         Ok(c)
     }
@@ -1067,7 +1178,11 @@ impl Model {
         }
         let mut collected = 0u64;
         for id in &resp.collected {
-            ensure!(self.credited.insert(*id), "coin {} collected twice", id.short());
+            ensure!(
+                self.credited.insert(*id),
+                "coin {} collected twice",
+                id.short()
+            );
             match self.ledger_state(id) {
                 Some(CoinState::Redeemed { value, .. }) => collected += value.0,
                 other => return Err(format!("collected coin in state {other:?}")),
@@ -1086,7 +1201,13 @@ impl Model {
 
     /// The wallet applies the issuer's answer; an honest wallet's rejections are checked and
     /// counted as its losses.
-    fn apply_response(&mut self, who: usize, copy: usize, req: &SyncRequest, resp: &SyncResponse) -> R {
+    fn apply_response(
+        &mut self,
+        who: usize,
+        copy: usize,
+        req: &SyncRequest,
+        resp: &SyncResponse,
+    ) -> R {
         let honest = self.honest(who) && copy == 0;
         let w = &self.wallets[who][copy];
         match w.apply_sync(resp, self.now) {
@@ -1100,7 +1221,10 @@ impl Model {
                     self.lost_responses.insert((who, copy), resp.clone());
                     return Ok(());
                 }
-                ensure!(!honest, "honest wallet {who} could not apply its sync: {err}");
+                ensure!(
+                    !honest,
+                    "honest wallet {who} could not apply its sync: {err}"
+                );
                 return Ok(());
             }
         }
@@ -1181,8 +1305,8 @@ impl Model {
             spends: BTreeMap<Id, (BTreeSet<Id>, PublicKey)>,
         }
         let mut anchors: BTreeMap<Id, Anchor> = BTreeMap::new();
-        let mut dead_owed = vec![0u64; WALLETS];
-        let mut owed = vec![0u64; WALLETS];
+        let mut dead_owed = [0u64; WALLETS];
+        let mut owed = [0u64; WALLETS];
         for (owner, c) in &claims {
             let walk = self.walk(c)?;
             match &walk {
@@ -1311,7 +1435,9 @@ impl Model {
                     .iter()
                     .map(|c| c.value().0)
                     .sum::<u64>();
-            let lhs = i128::from(holdings) + i128::from(owed[i]) + i128::from(dead_owed[i])
+            let lhs = i128::from(holdings)
+                + i128::from(owed[i])
+                + i128::from(dead_owed[i])
                 + i128::from(self.lost[i]);
             ensure!(
                 lhs == self.net[i],
@@ -1358,7 +1484,11 @@ impl Model {
         for _ in 0..3 {
             for who in 0..WALLETS {
                 // Backup copies of cheaters sync too (a dormant backup is left alone).
-                let copies = if self.honest(who) { 1 } else { self.wallets[who].len() };
+                let copies = if self.honest(who) {
+                    1
+                } else {
+                    self.wallets[who].len()
+                };
                 for copy in 0..copies {
                     self.sync(who, copy, Fen::ZERO, Fen::ZERO, false)?;
                 }
@@ -1367,7 +1497,8 @@ impl Model {
         }
         let rl = self.iss.revocations().map_err(e("rl"))?;
         let revoked = |i: usize| rl.is_revoked(&self.keys[i]);
-        for i in (0..WALLETS).filter(|&i| self.honest(i) && !revoked(i) && !self.stuck.contains(&i)) {
+        for i in (0..WALLETS).filter(|&i| self.honest(i) && !revoked(i) && !self.stuck.contains(&i))
+        {
             let w = self.w(i);
             ensure!(
                 w.pending_sync().map_err(e("pending"))?.is_none(),
@@ -1382,7 +1513,10 @@ impl Model {
             }
         }
         for p in &self.payments {
-            if p.received || !self.honest(p.payee) || revoked(p.payee) || self.stuck.contains(&p.payee)
+            if p.received
+                || !self.honest(p.payee)
+                || revoked(p.payee)
+                || self.stuck.contains(&p.payee)
             {
                 continue;
             }
@@ -1423,7 +1557,8 @@ fn run_script(steps: &[Step]) -> R {
     let mut m = Model::new()?;
     m.check()?;
     for (n, s) in steps.iter().enumerate() {
-        m.apply(s).map_err(|err| format!("step {n} ({s:?}): {err}"))?;
+        m.apply(s)
+            .map_err(|err| format!("step {n} ({s:?}): {err}"))?;
         m.check()
             .map_err(|err| format!("after step {n} ({s:?}): {err}"))?;
     }
@@ -1514,11 +1649,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The CI run: a fixed seed, a few dozen scripts of up to 40 steps.
+/// The CI run: a fixed seed, 256 scripts of up to 40 steps.
 #[test]
 fn model_ci() {
     run_model(
-        env_u64("TONGBAO_MODEL_CASES", 48) as u32,
+        env_u64("TONGBAO_MODEL_CASES", 256) as u32,
         env_u64("TONGBAO_MODEL_SEED", 1),
         40,
     );
@@ -1548,11 +1683,31 @@ fn script_cheater_spends_a_coin_its_backup_had_collected() {
     use Delivery::Now;
     scripted(&[
         Step::Backup { who: 1 },
-        Step::Pay { from: 2, to: 1, fen: 3_000, delivery: Now },
-        Step::Sync { who: 2, topup_yuan: 0, redeem_fen: 0, lose: false },
+        Step::Pay {
+            from: 2,
+            to: 1,
+            fen: 3_000,
+            delivery: Now,
+        },
+        Step::Sync {
+            who: 2,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: false,
+        },
         Step::CheatSync { who: 1 },
-        Step::Pay { from: 1, to: 3, fen: 3_000, delivery: Now },
-        Step::Sync { who: 3, topup_yuan: 0, redeem_fen: 0, lose: false },
+        Step::Pay {
+            from: 1,
+            to: 3,
+            fen: 3_000,
+            delivery: Now,
+        },
+        Step::Sync {
+            who: 3,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: false,
+        },
     ]);
 }
 
@@ -1565,12 +1720,42 @@ fn script_losses_along_a_chain_are_counted_once() {
     use Delivery::Now;
     let steps = [
         Step::Backup { who: 0 },
-        Step::Pay { from: 0, to: 1, fen: 10_000, delivery: Now },
-        Step::CheatPay { who: 0, to: 2, fen: 10_000, delivery: Now },
-        Step::Sync { who: 1, topup_yuan: 0, redeem_fen: 0, lose: false },
-        Step::Pay { from: 2, to: 3, fen: 5_000, delivery: Now },
-        Step::Sync { who: 2, topup_yuan: 0, redeem_fen: 0, lose: false },
-        Step::Sync { who: 3, topup_yuan: 0, redeem_fen: 0, lose: false },
+        Step::Pay {
+            from: 0,
+            to: 1,
+            fen: 10_000,
+            delivery: Now,
+        },
+        Step::CheatPay {
+            who: 0,
+            to: 2,
+            fen: 10_000,
+            delivery: Now,
+        },
+        Step::Sync {
+            who: 1,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: false,
+        },
+        Step::Pay {
+            from: 2,
+            to: 3,
+            fen: 5_000,
+            delivery: Now,
+        },
+        Step::Sync {
+            who: 2,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: false,
+        },
+        Step::Sync {
+            who: 3,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: false,
+        },
     ];
     scripted(&steps);
     let mut m = Model::new().unwrap();
@@ -1587,9 +1772,18 @@ fn script_losses_along_a_chain_are_counted_once() {
 #[test]
 fn script_lost_answer_replayed_after_a_key_rotation() {
     scripted(&[
-        Step::Sync { who: 4, topup_yuan: 0, redeem_fen: 0, lose: true },
+        Step::Sync {
+            who: 4,
+            topup_yuan: 0,
+            redeem_fen: 0,
+            lose: true,
+        },
         Step::Rotate,
         Step::Issue { to: 1, yuan: 1 },
-        Step::PayOnline { from: 1, to: 4, fen: 1 },
+        Step::PayOnline {
+            from: 1,
+            to: 4,
+            fen: 1,
+        },
     ]);
 }

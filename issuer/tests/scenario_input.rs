@@ -13,7 +13,12 @@ fn smallest_scenario() -> (String, String) {
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| (std::fs::metadata(&p).map(|m| m.len()).unwrap_or(u64::MAX), p))
+        .map(|p| {
+            (
+                std::fs::metadata(&p).map(|m| m.len()).unwrap_or(u64::MAX),
+                p,
+            )
+        })
         .collect();
     files.sort();
     let (_, path) = files.first().expect("a scenario in scenarios/").clone();

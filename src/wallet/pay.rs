@@ -225,7 +225,12 @@ impl<S: Store> Wallet<S> {
 
         // Dated now, or just after the newest coin if this device's clock is behind the one that
         // signed it (a payment dated before its coins would be refused by every receiver).
-        let when = chosen.iter().map(|&i| coins[i].last_time()).max().unwrap_or(now).max(now);
+        let when = chosen
+            .iter()
+            .map(|&i| coins[i].last_time())
+            .max()
+            .unwrap_or(now)
+            .max(now);
         let mut remaining = amount;
         let mut paid_coins = Vec::with_capacity(chosen.len());
         let mut b = Batch::new();
