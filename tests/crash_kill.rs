@@ -253,8 +253,11 @@ impl Harness {
             0 => {}
             1 if out.stderr.contains("already received") => {}
             _ => panic!(
-                "receiving {} after a crash: {} {}",
-                d.amount, out.code, out.stderr
+                "receiving {} after a crash: {} {} (wallet kept at {})",
+                d.amount,
+                out.code,
+                out.stderr,
+                self.preserve(d.payee).display()
             ),
         }
     }
@@ -284,7 +287,19 @@ impl Harness {
             std::thread::sleep(Duration::from_millis(50));
         }
         let out = self.w.wallet(name, &["sync", "--issuer", &self.svc.url]);
-        panic!("{name} cannot sync after a crash: {}", out.stderr);
+        panic!(
+            "{name} cannot sync after a crash: {} (wallet kept at {})",
+            out.stderr,
+            self.preserve(name).display()
+        );
+    }
+
+    /// Copies a wallet that broke to the temporary directory, to look at after the test.
+    fn preserve(&self, name: &str) -> PathBuf {
+        let to =
+            std::env::temp_dir().join(format!("tongbao-crash-kill-{}-{name}", std::process::id()));
+        common::copy_dir(&self.w.wallet_dir(name), &to);
+        to
     }
 
     /// Kills the issuer service while wallets sync through it, restarts it, and lets them retry.
