@@ -5,107 +5,20 @@
 
 use std::sync::Arc;
 
-use issuer::Issuer;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use tongbao::Fen;
 use tongbao::protocol::certificate::{WalletClass, WalletKind};
 use tongbao::protocol::file::TbFile;
 use tongbao::protocol::note::Earmark;
 use tongbao::protocol::sync::{CoinStatus, RejectReason};
-use tongbao::store::MemStore;
 use tongbao::wallet::{PayTarget, Wallet, WalletError};
 
-const T0: u64 = 1_795_253_400; // 2026-11-21T09:30:00Z
+mod common;
 
-struct World {
-    iss: Arc<Issuer<MemStore>>,
-    rng: StdRng,
-    now: u64,
-}
-
-impl World {
-    fn new() -> World {
-        let mut rng = StdRng::seed_from_u64(7);
-        let iss = Issuer::init(MemStore::new(), T0, &mut rng).unwrap();
-        World {
-            iss: Arc::new(iss),
-            rng,
-            now: T0,
-        }
-    }
-
-    fn wallet(&mut self, kind: WalletKind, class: WalletClass) -> Wallet<MemStore> {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            kind,
-            None,
-            self.iss.keyset().unwrap(),
-            self.now,
-            &mut self.rng,
-        )
-        .unwrap();
-        let cert = self
-            .iss
-            .certify(&reg, class, 90 * 86_400, self.now)
-            .unwrap();
-        w.import(TbFile::Certificate(cert), self.now).unwrap();
-        w
-    }
-
-    fn fund(&mut self, w: &Wallet<MemStore>, yuan: u64) {
-        let b = self
-            .iss
-            .issue(
-                &w.public(),
-                Fen(yuan * 100),
-                Earmark::None,
-                self.now,
-                &mut self.rng,
-            )
-            .unwrap();
-        w.import(TbFile::Notes(b), self.now).unwrap();
-    }
-
-    fn pay(
-        &mut self,
-        from: &Wallet<MemStore>,
-        to: &Wallet<MemStore>,
-        fen: u64,
-    ) -> Result<(), WalletError> {
-        let p = from.pay(
-            PayTarget::Direct {
-                to: to.public(),
-                amount: Fen(fen),
-            },
-            self.now,
-            &mut self.rng,
-        )?;
-        to.receive(&p, self.now).map(|_| ())
-    }
-
-    fn sync(&mut self, w: &Wallet<MemStore>) -> tongbao::protocol::sync::SyncResponse {
-        let req = w
-            .begin_sync(Fen::ZERO, Fen::ZERO, self.now, &mut self.rng)
-            .unwrap();
-        let resp = self.iss.sync(&req, self.now).unwrap();
-        w.apply_sync(&resp, self.now).unwrap();
-        resp
-    }
-
-    fn audit(&self) {
-        let a = self.iss.audit().unwrap();
-        assert!(a.ok, "audit: {:?}", a.problems);
-    }
-}
-
-fn total(w: &Wallet<MemStore>, now: u64) -> u64 {
-    w.balance(now).unwrap().total_fen
-}
+use common::{T0, World, total};
 
 #[test]
 fn offline_payments_settle_on_both_sides_and_refresh() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
@@ -140,7 +53,7 @@ fn offline_payments_settle_on_both_sides_and_refresh() {
 
 #[test]
 fn double_spend_first_settled_wins_revocation_spreads_offline() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop1 = x.wallet(WalletKind::Merchant, WalletClass::I);
     let shop2 = x.wallet(WalletKind::Merchant, WalletClass::I);
@@ -204,7 +117,7 @@ fn double_spend_first_settled_wins_revocation_spreads_offline() {
 
 #[test]
 fn replayed_sync_returns_the_same_response_and_changes_nothing() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     x.fund(&alice, 20);
     let req = alice
@@ -233,7 +146,7 @@ fn replayed_sync_returns_the_same_response_and_changes_nothing() {
 
 #[test]
 fn ten_wallets_sync_concurrently() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     let people: Vec<_> = (0..10)
         .map(|_| x.wallet(WalletKind::Personal, WalletClass::II))
@@ -272,7 +185,7 @@ fn ten_wallets_sync_concurrently() {
 
 #[test]
 fn group_commit_settles_many_requests_at_once() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let people: Vec<_> = (0..5)
         .map(|_| x.wallet(WalletKind::Personal, WalletClass::II))
         .collect();
@@ -296,7 +209,7 @@ fn group_commit_settles_many_requests_at_once() {
 
 #[test]
 fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
@@ -331,7 +244,7 @@ fn key_rotation_old_coins_accepted_and_refreshed_to_the_new_key() {
 
 #[test]
 fn topup_and_redeem_go_through_the_bank_account() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let req = alice
         .begin_sync(Fen(5_000), Fen::ZERO, x.now, &mut x.rng)
@@ -357,7 +270,7 @@ fn topup_and_redeem_go_through_the_bank_account() {
 
 #[test]
 fn credits_for_a_lost_payment_file_are_collected_at_the_payees_sync() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
@@ -384,7 +297,7 @@ fn credits_for_a_lost_payment_file_are_collected_at_the_payees_sync() {
 
 #[test]
 fn online_payment_is_final_and_cannot_be_double_spent() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let jd = x.wallet(WalletKind::Merchant, WalletClass::I);
     let other = x.wallet(WalletKind::Merchant, WalletClass::I);
@@ -444,7 +357,7 @@ fn settlement_load_generator_settles_everything_and_the_audit_passes() {
 
 #[test]
 fn a_refused_sync_is_abandoned_and_its_coins_come_back() {
-    let mut x = World::new();
+    let mut x = World::new(7);
     let alice = x.wallet(WalletKind::Personal, WalletClass::IV); // balance cap ¥1000
     let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
     x.fund(&alice, 100);
@@ -492,7 +405,7 @@ fn verify_once_still_checks_every_new_signature() {
     use tongbao::protocol::sync::SyncRequest;
     use tongbao::protocol::transfer::{Output, Transfer};
     use tongbao::{Nonce, SecretKey, Signature};
-    let mut x = World::new();
+    let mut x = World::new(7);
     let key = SecretKey::from_seed(&[42; 32]);
     let reg = Registration::sign(&key, WalletKind::Personal, None, x.now);
     x.iss.certify(&reg, WalletClass::II, 86_400, x.now).unwrap();

@@ -21,92 +21,19 @@ use tongbao::protocol::certificate::{WalletClass, WalletKind};
 use tongbao::protocol::file::{TbFile, read_file, write_file};
 use tongbao::protocol::note::Earmark;
 use tongbao::protocol::revocation::RevocationReason;
-use tongbao::protocol::sync::{CoinStatus, RejectReason, SyncResponse};
+use tongbao::protocol::sync::{CoinStatus, RejectReason};
 use tongbao::store::{MemStore, Store};
-use tongbao::wallet::{PayTarget, Wallet};
+use tongbao::wallet::Wallet;
 
-const T0: u64 = 1_795_253_400; // 2026-11-21T09:30:00Z
+mod common;
+
+use common::{T0, World, total};
+
 const DAY: u64 = 86_400;
-const CERT: u64 = 90 * DAY;
+const CERT: u64 = common::CERT_SECS;
 const GRACE: u64 = DEFAULT_RECOVERY_GRACE_SECS;
 
-struct World<S: Store> {
-    iss: Arc<Issuer<S>>,
-    rng: StdRng,
-    now: u64,
-}
-
-impl World<MemStore> {
-    fn new() -> World<MemStore> {
-        let mut rng = StdRng::seed_from_u64(11);
-        let iss = Issuer::init(MemStore::new(), T0, &mut rng).unwrap();
-        World {
-            iss: Arc::new(iss),
-            rng,
-            now: T0,
-        }
-    }
-}
-
 impl<S: Store> World<S> {
-    fn wallet(&mut self, kind: WalletKind, class: WalletClass) -> Wallet<MemStore> {
-        let (w, reg) = Wallet::create(
-            MemStore::new(),
-            kind,
-            None,
-            self.iss.keyset().unwrap(),
-            self.now,
-            &mut self.rng,
-        )
-        .unwrap();
-        let cert = self.iss.certify(&reg, class, CERT, self.now).unwrap();
-        w.import(TbFile::Certificate(cert), self.now).unwrap();
-        w
-    }
-
-    fn fund(&mut self, w: &Wallet<MemStore>, yuan: u64) {
-        let b = self
-            .iss
-            .issue(
-                &w.public(),
-                Fen(yuan * 100),
-                Earmark::None,
-                self.now,
-                &mut self.rng,
-            )
-            .unwrap();
-        w.import(TbFile::Notes(b), self.now).unwrap();
-    }
-
-    fn pay(&mut self, from: &Wallet<MemStore>, to: &Wallet<MemStore>, fen: u64) {
-        let p = from
-            .pay(
-                PayTarget::Direct {
-                    to: to.public(),
-                    amount: Fen(fen),
-                },
-                self.now,
-                &mut self.rng,
-            )
-            .unwrap();
-        to.receive(&p, self.now).unwrap();
-    }
-
-    fn sync(&mut self, w: &Wallet<MemStore>) -> SyncResponse {
-        let req = w
-            .begin_sync(Fen::ZERO, Fen::ZERO, self.now, &mut self.rng)
-            .unwrap();
-        let resp = self.iss.sync(&req, self.now).unwrap();
-        w.apply_sync(&resp, self.now).unwrap();
-        resp
-    }
-
-    fn audit(&self) {
-        let a = self.iss.audit().unwrap();
-        assert!(a.ok, "audit: {:?}", a.problems);
-        assert_eq!(a.issued_fen, a.redeemed_fen + a.outstanding_fen);
-    }
-
     /// `recover` is refused with a message containing `needle`, and nothing changes.
     #[track_caller]
     fn refused(&self, lost: &Wallet<MemStore>, to: &Wallet<MemStore>, now: u64, needle: &str) {
@@ -125,13 +52,9 @@ impl<S: Store> World<S> {
     }
 }
 
-fn total(w: &Wallet<MemStore>, now: u64) -> u64 {
-    w.balance(now).unwrap().total_fen
-}
-
 #[test]
 fn recovery_is_refused_before_revocation_expiry_and_grace_and_allowed_after() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let lost = x.wallet(WalletKind::Personal, WalletClass::II);
     let fresh = x.wallet(WalletKind::Personal, WalletClass::II);
     let cheat = x.wallet(WalletKind::Personal, WalletClass::II);
@@ -195,7 +118,7 @@ fn recovery_is_refused_before_revocation_expiry_and_grace_and_allowed_after() {
 
 #[test]
 fn a_shorter_or_longer_grace_window_moves_the_opening() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let lost = x.wallet(WalletKind::Personal, WalletClass::IV);
     let fresh = x.wallet(WalletKind::Personal, WalletClass::IV);
     x.fund(&lost, 10);
@@ -220,7 +143,7 @@ fn a_shorter_or_longer_grace_window_moves_the_opening() {
 
 #[test]
 fn no_value_is_paid_twice() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let alice2 = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop1 = x.wallet(WalletKind::Merchant, WalletClass::I);
@@ -242,12 +165,12 @@ fn no_value_is_paid_twice() {
     assert_eq!(expires, T0 + 3_600 + CERT);
     // She pays shop1 ¥20, and shop1 settles it: that value left the lost key before recovery.
     x.now += 60;
-    x.pay(&alice, &shop1, 2_000);
+    x.pay(&alice, &shop1, 2_000).unwrap();
     x.sync(&shop1);
     // The phone is stolen. The thief pays shop2 ¥30 offline with the ¥80 change (certificate
     // still valid); shop2 does not sync for a long time.
     x.now += 60;
-    x.pay(&alice, &shop2, 3_000);
+    x.pay(&alice, &shop2, 3_000).unwrap();
     x.iss
         .revoke(&alice.public(), RevocationReason::Stolen, "", x.now + 60)
         .unwrap();
@@ -317,7 +240,7 @@ fn no_value_is_paid_twice() {
 
 #[test]
 fn a_thief_double_spending_the_stolen_wallet_leaves_only_the_rest_to_recover() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let alice = x.wallet(WalletKind::Personal, WalletClass::II);
     let alice2 = x.wallet(WalletKind::Personal, WalletClass::II);
     let shop1 = x.wallet(WalletKind::Merchant, WalletClass::I);
@@ -325,8 +248,8 @@ fn a_thief_double_spending_the_stolen_wallet_leaves_only_the_rest_to_recover() {
     x.fund(&alice, 100);
     // The thief copies the wallet and pays the same coin to two shops.
     let copy = Wallet::open(alice.store().snapshot()).unwrap();
-    x.pay(&alice, &shop1, 6_000);
-    x.pay(&copy, &shop2, 6_000);
+    x.pay(&alice, &shop1, 6_000).unwrap();
+    x.pay(&copy, &shop2, 6_000).unwrap();
     x.iss
         .revoke(&alice.public(), RevocationReason::Stolen, "", x.now)
         .unwrap();
@@ -363,7 +286,7 @@ fn a_thief_double_spending_the_stolen_wallet_leaves_only_the_rest_to_recover() {
 
 #[test]
 fn red_envelope_money_stays_restricted_and_expired_money_is_left_for_the_clawback() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let lost = x.wallet(WalletKind::Personal, WalletClass::II);
     let fresh = x.wallet(WalletKind::Personal, WalletClass::II);
     x.fund(&lost, 50);
@@ -410,7 +333,7 @@ fn red_envelope_money_stays_restricted_and_expired_money_is_left_for_the_clawbac
 
 #[test]
 fn a_lost_key_that_held_nothing_is_recorded_with_no_notes() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let lost = x.wallet(WalletKind::Personal, WalletClass::IV);
     let fresh = x.wallet(WalletKind::Personal, WalletClass::IV);
     x.iss
@@ -434,7 +357,7 @@ fn a_lost_key_that_held_nothing_is_recorded_with_no_notes() {
 
 #[test]
 fn recovery_above_the_new_wallets_cap_is_refused() {
-    let mut x = World::new();
+    let mut x = World::new(11);
     let lost = x.wallet(WalletKind::Personal, WalletClass::II);
     let small = x.wallet(WalletKind::Personal, WalletClass::IV); // cap ¥1,000
     x.fund(&lost, 2_000);
