@@ -3,7 +3,11 @@
 //! Ed25519 (ed25519-dalek) verified with `verify_strict`; ids are blake3 hashes of signing bytes;
 //! addresses are bech32m text of a wallet's public key with the prefix `tbw`.
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError, RwLock};
 
 use bech32::{Bech32m, Hrp};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -111,7 +115,17 @@ impl PublicKey {
     }
 
     /// Reads 32 bytes as a public key, refusing invalid points and small-order (weak) keys.
+    ///
+    /// Keys already accepted are remembered in a bounded process-wide cache (`KeyCache`), so
+    /// the same key decoded again (a coin's holder, a certificate, a key set, a revocation list)
+    /// is not decompressed again. Only accepted keys are cached: refused bytes are checked (and
+    /// refused) every time.
     pub fn from_bytes(bytes: &[u8; 32], what: &'static str) -> Result<PublicKey, DecodeError> {
+        KEY_CACHE.get_or_check(bytes, what)
+    }
+
+    /// The uncached check behind [`PublicKey::from_bytes`].
+    fn check_bytes(bytes: &[u8; 32], what: &'static str) -> Result<PublicKey, DecodeError> {
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidKey(what))?;
         // Refuse small-order keys, and non-canonical encodings (y written as y + p), so that
         // every key has exactly one encoding.
@@ -122,7 +136,28 @@ impl PublicKey {
     }
 
     /// Checks `sig` over `msg` with `verify_strict`.
+    ///
+    /// A check that passed is remembered (`SigMemo`): the same key, message and signature
+    /// checked again pass without the curve arithmetic. A failed check is never remembered.
     pub fn verify(
+        &self,
+        msg: &[u8],
+        sig: &Signature,
+        what: &'static str,
+    ) -> Result<(), CryptoError> {
+        let memo = SigMemo::of(self, msg, sig);
+        if memo.as_ref().is_some_and(SigMemo::known) {
+            return Ok(());
+        }
+        self.verify_uncached(msg, sig, what)?;
+        if let Some(m) = memo {
+            m.remember();
+        }
+        Ok(())
+    }
+
+    /// [`PublicKey::verify`] without the cache of checks that passed.
+    pub fn verify_uncached(
         &self,
         msg: &[u8],
         sig: &Signature,
@@ -205,10 +240,180 @@ impl fmt::Display for PublicKey {
     }
 }
 
+/// A decoded key in the cache, looked up by its 32 bytes.
+#[derive(Clone, Copy)]
+struct CachedKey(VerifyingKey);
+
+impl PartialEq for CachedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+}
+
+impl Eq for CachedKey {}
+
+impl std::hash::Hash for CachedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The same as hashing the `[u8; 32]` it is borrowed as.
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8; 32]> for CachedKey {
+    fn borrow(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+}
+
+/// A bounded, thread-safe cache of accepted public keys, by their bytes.
+///
+/// Decompressing an Edwards point costs about as much as a fifth of a signature check, and the
+/// same keys (the issuer's, a wallet's own, its payees') are decoded over and over. The cache is
+/// split into shards, each behind its own lock; a shard that is full is emptied before the next
+/// insertion, so memory stays bounded (about 220 bytes per key: [`KEY_CACHE`] holds at most
+/// 16 × 7,168 keys, about 25 MB) whatever the traffic, and keys still in use come back at once.
+/// Only keys that passed every check of [`PublicKey::check_bytes`] are ever inserted.
+struct KeyCache {
+    shards: Vec<RwLock<HashSet<CachedKey>>>,
+    per_shard: usize,
+}
+
+/// Shards in the process-wide cache.
+const KEY_CACHE_SHARDS: usize = 16;
+/// Keys per shard: 7/8 of a power of two, so a full shard never grows its table.
+const KEY_CACHE_PER_SHARD: usize = 7 * 1024;
+
+static KEY_CACHE: LazyLock<KeyCache> =
+    LazyLock::new(|| KeyCache::new(KEY_CACHE_SHARDS, KEY_CACHE_PER_SHARD));
+
+impl KeyCache {
+    fn new(shards: usize, per_shard: usize) -> KeyCache {
+        KeyCache {
+            shards: (0..shards.max(1))
+                .map(|_| RwLock::new(HashSet::new()))
+                .collect(),
+            per_shard: per_shard.max(1),
+        }
+    }
+
+    fn shard(&self, bytes: &[u8; 32]) -> &RwLock<HashSet<CachedKey>> {
+        // Valid keys' bytes are uniformly spread; a crafted spread only costs cache hits.
+        &self.shards[usize::from(bytes[0]) % self.shards.len()]
+    }
+
+    /// The cached key for `bytes`, or the result of checking them (cached if accepted).
+    fn get_or_check(&self, bytes: &[u8; 32], what: &'static str) -> Result<PublicKey, DecodeError> {
+        let shard = self.shard(bytes);
+        // A poisoned lock only means another thread panicked mid-insert; the set is still sound
+        // (it holds only accepted keys), so carry on with it.
+        if let Some(k) = shard
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(bytes)
+        {
+            return Ok(PublicKey(k.0));
+        }
+        let key = PublicKey::check_bytes(bytes, what)?;
+        let mut set = shard.write().unwrap_or_else(PoisonError::into_inner);
+        if set.len() >= self.per_shard {
+            set.clear();
+        }
+        set.insert(CachedKey(key.0));
+        Ok(key)
+    }
+
+    /// Keys held, over all shards.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    /// Whether `bytes` are cached.
+    #[cfg(test)]
+    fn contains(&self, bytes: &[u8; 32]) -> bool {
+        self.shard(bytes)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(bytes)
+    }
+}
+
+/// Turns the process-wide cache of signature checks that passed on or off (on by default).
+///
+/// Off, every check does the curve arithmetic again (benchmarks of verification turn it off).
+pub fn set_signature_cache(on: bool) {
+    SIG_CACHE_ON.store(on, Ordering::Relaxed);
+}
+
+static SIG_CACHE_ON: AtomicBool = AtomicBool::new(true);
+
+/// Shards in the cache of signature checks.
+const SIG_CACHE_SHARDS: usize = 16;
+/// Digests per shard: 7/8 of a power of two, so a full shard never grows its table (16 × 14,336
+/// digests of 32 bytes: about 9 MB at most).
+const SIG_CACHE_PER_SHARD: usize = 14 * 1024;
+
+/// Digests of signature checks that passed (see [`SigMemo`]); a full shard is emptied before the
+/// next insertion.
+static SIG_CACHE: LazyLock<Vec<Mutex<HashSet<[u8; 32]>>>> = LazyLock::new(|| {
+    (0..SIG_CACHE_SHARDS)
+        .map(|_| Mutex::new(HashSet::new()))
+        .collect()
+});
+
+/// One signature check's entry in the process-wide cache of checks that passed.
+///
+/// The same key, message and signature always get the same verdict, so a check that passed need
+/// not be repeated: a coin's note and earlier transfers are checked again at every payment of it,
+/// by every payee and by the issuer, and every wallet checks the same key set and revocation
+/// list. The entry is blake3 of key, signature and message (fixed lengths first, so the input is
+/// unambiguous; a false hit would need a blake3 collision). Only checks with the same verdict as
+/// `verify_strict` are remembered, and only after they passed: [`SigMemo::remember`] is
+/// crate-private and called after a passing check only. Bounded like [`KeyCache`].
+pub(crate) struct SigMemo([u8; 32]);
+
+impl SigMemo {
+    /// The entry for checking `sig` over `msg` under `key`; `None` when the cache is off.
+    pub(crate) fn of(key: &PublicKey, msg: &[u8], sig: &Signature) -> Option<SigMemo> {
+        if !SIG_CACHE_ON.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(key.as_bytes());
+        h.update(&sig.0);
+        h.update(msg);
+        Some(SigMemo(*h.finalize().as_bytes()))
+    }
+
+    fn shard(&self) -> &'static Mutex<HashSet<[u8; 32]>> {
+        &SIG_CACHE[usize::from(self.0[0]) % SIG_CACHE_SHARDS]
+    }
+
+    /// Whether this exact check passed before.
+    pub(crate) fn known(&self) -> bool {
+        self.shard()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&self.0)
+    }
+
+    /// Records that the check passed. Call only after it did, with `verify_strict`'s verdict.
+    pub(crate) fn remember(self) {
+        let mut set = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
+        if set.len() >= SIG_CACHE_PER_SHARD {
+            set.clear();
+        }
+        set.insert(self.0);
+    }
+}
+
 /// Whether the encoded `y` (the low 255 bits, little-endian) is below p = 2^255 - 19, i.e. the
 /// encoding is the canonical one. (The other way to encode a point twice, a set sign bit with
 /// x = 0, only exists for the two small-order points with y = ±1, which are refused as weak.)
-fn y_is_canonical(bytes: &[u8; 32]) -> bool {
+pub(crate) fn y_is_canonical(bytes: &[u8; 32]) -> bool {
     // y >= p only if bits 8..255 are all ones and the low byte is at least 0xed.
     let top_all_ones = bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff);
     !(top_all_ones && bytes[0] >= 0xed)
@@ -355,6 +560,133 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Bytes that are not a point: y = 2 has no x on the curve.
+    fn off_curve() -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[0] = 2;
+        assert!(VerifyingKey::from_bytes(&b).is_err());
+        b
+    }
+
+    #[test]
+    fn key_cache_hit_returns_the_same_key() {
+        let bytes = *SecretKey::from_seed(&[42u8; 32]).public().as_bytes();
+        let first = PublicKey::from_bytes(&bytes, "k").expect("valid key");
+        assert!(KEY_CACHE.contains(&bytes));
+        let again = PublicKey::from_bytes(&bytes, "k").expect("cached key");
+        assert_eq!(first, again);
+        assert_eq!(again.as_bytes(), &bytes);
+        // The cached key verifies like the uncached one.
+        let sk = SecretKey::from_seed(&[42u8; 32]);
+        let sig = sk.sign(b"msg");
+        assert!(again.verify(b"msg", &sig, "m").is_ok());
+        assert_eq!(PublicKey::check_bytes(&bytes, "k"), Ok(again));
+        // A private cache too: miss, then hit, same key.
+        let c = KeyCache::new(2, 4);
+        assert_eq!(c.get_or_check(&bytes, "k"), Ok(first));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get_or_check(&bytes, "k"), Ok(first));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn key_cache_never_accepts_refused_bytes() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut alias = [0xffu8; 32];
+        alias[0] = 0xed + 3;
+        alias[31] = 0x7f;
+        // A valid key written with y + p (its alias) is refused even once the key is cached.
+        let valid = *SecretKey::from_seed(&[9u8; 32]).public().as_bytes();
+        assert!(PublicKey::from_bytes(&valid, "k").is_ok());
+        let c = KeyCache::new(4, 16);
+        for bad in [identity, alias, off_curve()] {
+            for _ in 0..3 {
+                assert_eq!(
+                    PublicKey::from_bytes(&bad, "what"),
+                    Err(DecodeError::InvalidKey("what"))
+                );
+                assert_eq!(
+                    c.get_or_check(&bad, "other"),
+                    Err(DecodeError::InvalidKey("other"))
+                );
+            }
+            assert!(!KEY_CACHE.contains(&bad));
+            assert!(!c.contains(&bad));
+        }
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn key_cache_stays_bounded() {
+        let (shards, per_shard) = (4, 8);
+        let c = KeyCache::new(shards, per_shard);
+        let keys: Vec<[u8; 32]> = (0u32..200)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&i.to_be_bytes());
+                *SecretKey::from_seed(&seed).public().as_bytes()
+            })
+            .collect();
+        for k in &keys {
+            let got = c.get_or_check(k, "k").expect("valid key");
+            assert_eq!(got.as_bytes(), k);
+            // Just inserted: present, whatever was evicted to make room.
+            assert!(c.contains(k));
+            assert!(c.len() <= shards * per_shard);
+            for s in &c.shards {
+                assert!(s.read().expect("lock").len() <= per_shard);
+            }
+        }
+        // Evicted keys decode again, to the same key.
+        for k in &keys {
+            assert_eq!(c.get_or_check(k, "k").expect("valid key").as_bytes(), k);
+        }
+        assert!(c.len() <= shards * per_shard);
+        // The process-wide cache's bound: a few tens of MB at most.
+        const {
+            assert!(
+                KEY_CACHE_SHARDS * KEY_CACHE_PER_SHARD * std::mem::size_of::<CachedKey>()
+                    < 40 << 20
+            )
+        };
+    }
+
+    #[test]
+    fn signature_cache_remembers_only_checks_that_passed() {
+        let sk = SecretKey::from_seed(&[77u8; 32]);
+        let pk = sk.public();
+        let msg = b"signature cache";
+        let sig = sk.sign(msg);
+        let memo = SigMemo::of(&pk, msg, &sig).expect("cache on");
+        assert!(!memo.known());
+        assert!(pk.verify(msg, &sig, "m").is_ok());
+        assert!(memo.known());
+        assert!(pk.verify(msg, &sig, "m").is_ok());
+        // Anything changed is another check, and a failing one is refused every time and never
+        // remembered.
+        let mut bad = sig;
+        bad.0[40] ^= 1;
+        let other = SecretKey::from_seed(&[78u8; 32]).public();
+        for _ in 0..2 {
+            assert_eq!(
+                pk.verify(msg, &bad, "m"),
+                Err(CryptoError::BadSignature("m"))
+            );
+            assert!(pk.verify(b"signature cachf", &sig, "m").is_err());
+            assert!(other.verify(msg, &sig, "m").is_err());
+        }
+        assert!(!SigMemo::of(&pk, msg, &bad).expect("on").known());
+        assert!(
+            !SigMemo::of(&pk, b"signature cachf", &sig)
+                .expect("on")
+                .known()
+        );
+        assert!(!SigMemo::of(&other, msg, &sig).expect("on").known());
+        // Bounded: a few tens of MB at most.
+        const { assert!(SIG_CACHE_SHARDS * SIG_CACHE_PER_SHARD * 40 < 20 << 20) };
     }
 
     #[test]

@@ -6,18 +6,21 @@
 //! its outputs become live; a transfer already recorded is skipped; a *different* transfer of a
 //! consumed coin is a double spend, proven by the two transfers, and the branch from there is
 //! rejected. Outputs paid to the issuer's root key (refresh and redemption) leave circulation.
+//! A transfer by its holder of a coin the issuer collected for that holder at a sync is a double
+//! spend too ("collected, then spent", docs/adr/0005-collected-then-spent-proof.md): the proof is
+//! the issuer's statement of the collection and the transfer.
 //!
 //! Nothing here does I/O: effects accumulate in an [`Overlay`] that the ledger commits.
 
 use std::collections::HashMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Put, Reader};
-use crate::crypto::{Id, PublicKey};
+use crate::crypto::{Id, Nonce, PublicKey, SecretKey, Signature};
 use crate::money::Fen;
 use crate::protocol::SignedBody;
 use crate::protocol::coin::{Coin, CoinInfo};
 use crate::protocol::note::Earmark;
-use crate::protocol::proof::DoubleSpendProof;
+use crate::protocol::proof::{Collection, DoubleSpendProof, KIND_COLLECTED_THEN_SPENT};
 use crate::protocol::sync::{CoinResult, CoinStatus, RejectReason};
 use crate::protocol::transfer::{Transfer, coin_id};
 
@@ -38,13 +41,27 @@ pub enum CoinState {
         /// The transfer that consumed it.
         transfer: Transfer,
     },
-    /// Out of circulation: paid to the issuer (refresh, redemption) or collected for its holder.
+    /// Out of circulation: paid to the issuer (refresh, redemption), collected for its holder at a
+    /// sync, or taken out by the issuer (recovery, clawback).
     Redeemed {
         /// Value.
         value: Fen,
         /// Who held it last.
         holder: PublicKey,
+        /// For a coin collected for `holder` at a sync: which sync, and when. A later transfer of
+        /// the coin by `holder` is then a double spend, proven by the issuer's statement of this
+        /// collection ([`Collection`]) and that transfer.
+        collected: Option<Collected>,
     },
+}
+
+/// The sync that collected a coin for its holder, kept with the coin's redeemed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    /// The collecting sync's id.
+    pub sync_id: Nonce,
+    /// When the issuer settled that sync.
+    pub at: u64,
 }
 
 impl CoinState {
@@ -71,10 +88,25 @@ impl Encode for CoinState {
                 out.put_u64(value.0);
                 transfer.encode(out);
             }
-            CoinState::Redeemed { value, holder } => {
+            CoinState::Redeemed {
+                value,
+                holder,
+                collected: None,
+            } => {
                 out.put_u8(3);
                 out.put_u64(value.0);
                 holder.encode(out);
+            }
+            CoinState::Redeemed {
+                value,
+                holder,
+                collected: Some(c),
+            } => {
+                out.put_u8(4);
+                out.put_u64(value.0);
+                holder.encode(out);
+                out.put_raw(&c.sync_id.0);
+                out.put_u64(c.at);
             }
         }
     }
@@ -94,6 +126,15 @@ impl Decode for CoinState {
             3 => CoinState::Redeemed {
                 value: Fen(r.u64("value")?),
                 holder: PublicKey::decode(r, "holder")?,
+                collected: None,
+            },
+            4 => CoinState::Redeemed {
+                value: Fen(r.u64("value")?),
+                holder: PublicKey::decode(r, "holder")?,
+                collected: Some(Collected {
+                    sync_id: Nonce(r.array("collecting sync id")?),
+                    at: r.u64("collection time")?,
+                }),
             },
             got => {
                 return Err(DecodeError::InvalidTag {
@@ -183,13 +224,31 @@ pub struct ChainOutcome {
     pub result: CoinResult,
     /// Value the syncing wallet paid to the issuer in this chain (refresh or redemption).
     pub refreshed: Fen,
-    /// The cheater and proof, for a double spend.
+    /// The cheater and proof, for a double spend. A collected-then-spent proof comes with its
+    /// collection statement unsigned: the issuer signs it ([`ChainOutcome::sign_collection`])
+    /// before the proof goes anywhere.
     pub double_spend: Option<(PublicKey, DoubleSpendProof)>,
     /// Transfers newly settled.
     pub settled_transfers: usize,
     /// Outputs newly made live that stay red-envelope money: held by the winner of a merchants-only
     /// note (its holder), with the note's expiry. The ledger indexes them for the clawback.
     pub restricted: Vec<(Id, u64)>,
+}
+
+impl ChainOutcome {
+    /// Signs the collection statement of a collected-then-spent proof (in `double_spend` and in
+    /// the result) with the issuer root key; does nothing for any other outcome. The rules here
+    /// hold no key, and the issuer signs a statement only when settlement finds such a double
+    /// spend, not at every collection.
+    pub fn sign_collection(&mut self, root: &SecretKey) {
+        if let Some((_, p)) = &mut self.double_spend
+            && p.kind() == KIND_COLLECTED_THEN_SPENT
+        {
+            p.sign_collection(root);
+            // The result carries the same proof.
+            self.result.proof = Some(p.clone());
+        }
+    }
 }
 
 /// Settles one verified chain. `info` is what `Coin::check_structure` returned for it (signatures
@@ -259,6 +318,7 @@ pub fn settle_chain<V: LedgerView>(
                             CoinState::Redeemed {
                                 value: o.value,
                                 holder: link.signer,
+                                collected: None,
                             },
                         );
                     } else {
@@ -287,6 +347,27 @@ pub fn settle_chain<V: LedgerView>(
                     out.result = reject(RejectReason::DoubleSpend, Some(proof));
                     return Ok(out);
                 }
+            }
+            Some(CoinState::Redeemed {
+                value,
+                holder,
+                collected: Some(c),
+            }) if holder == link.signer => {
+                // Collected for its holder at a sync (its value is in that sync's fresh notes),
+                // and now spent by that holder: the coin's value used twice. The proof is the
+                // issuer's statement of the collection, signed by the issuer, and this transfer.
+                let statement = Collection {
+                    coin: link.input,
+                    value,
+                    holder,
+                    sync_id: c.sync_id,
+                    collected_at: c.at,
+                    signature: Signature([0; 64]),
+                };
+                let proof = DoubleSpendProof::collected_then_spent(statement, t.clone());
+                out.double_spend = Some((link.signer, proof.clone()));
+                out.result = reject(RejectReason::DoubleSpend, Some(proof));
+                return Ok(out);
             }
             Some(CoinState::Redeemed { .. }) => {
                 out.result = reject(RejectReason::AlreadyRedeemed, None);
@@ -374,7 +455,7 @@ mod tests {
         assert_eq!(o2.result.reason, RejectReason::DoubleSpend);
         let (cheater, proof) = o2.double_spend.expect("proof");
         assert_eq!(cheater, alice.public());
-        assert!(proof.verify().is_ok());
+        assert!(proof.verify(&f.keyset).is_ok());
         assert_eq!(
             ov.get(&i1.id).expect("ok"),
             Some(CoinState::Live {
@@ -386,11 +467,103 @@ mod tests {
     }
 
     #[test]
-    fn state_round_trips() {
-        let s = CoinState::Live {
-            value: Fen(5),
-            holder: key(3).public(),
+    fn a_coin_collected_for_its_holder_then_spent_by_it_is_a_proven_double_spend() {
+        let f = Fixture::new();
+        let (kay, shop) = (key(3), key(4));
+        let note = f.note(kay.public(), Fen(3_000), 1);
+        let coin = Coin::from_note(note.clone());
+        let collection = Collected {
+            sync_id: Nonce([7; 16]),
+            at: NOW - 60,
         };
-        assert_eq!(CoinState::decode(&s.to_bytes()), Ok(s));
+        // The note was collected for kay at a sync (its value went into kay's fresh notes).
+        let base = Mem(HashMap::from([(
+            note.id(),
+            CoinState::Redeemed {
+                value: Fen(3_000),
+                holder: kay.public(),
+                collected: Some(collection),
+            },
+        )]));
+        let t = Transfer::sign(
+            &kay,
+            coin.id(),
+            vec![Output {
+                holder: shop.public(),
+                value: Fen(3_000),
+            }],
+            1,
+            NOW,
+            Nonce([1; 16]),
+        );
+        let chain = coin.extended(t.clone(), 0);
+        let info = chain.verify(&f.ctx()).expect("chain");
+        let root = f.root.public();
+        let mut ov = Overlay::new(&base);
+        let mut o = settle_chain(&mut ov, &chain, &info, &root, &shop.public()).expect("ok");
+        assert_eq!(o.result.reason, RejectReason::DoubleSpend);
+        assert_eq!(ov.changes().count(), 0, "nothing settled");
+        // Unsigned until the issuer signs the statement.
+        let (cheater, proof) = o.double_spend.clone().expect("proof");
+        assert_eq!(cheater, kay.public());
+        assert!(proof.verify(&f.keyset).is_err());
+        o.sign_collection(&f.root);
+        let (_, proof) = o.double_spend.clone().expect("proof");
+        assert_eq!(o.result.proof.as_ref(), Some(&proof));
+        assert_eq!(proof.verify(&f.keyset), Ok(()));
+        assert_eq!(
+            (proof.kind(), proof.signer(), proof.coin()),
+            (2, kay.public(), note.id())
+        );
+        let DoubleSpendProof::CollectedThenSpent(p) = &proof else {
+            panic!("kind 2");
+        };
+        assert_eq!(
+            (
+                p.collection.value,
+                p.collection.sync_id,
+                p.collection.collected_at
+            ),
+            (Fen(3_000), collection.sync_id, collection.at)
+        );
+        assert_eq!(p.transfer, t);
+        // A coin taken out of circulation otherwise (recovery, clawback) stays already-redeemed.
+        let base = Mem(HashMap::from([(
+            note.id(),
+            CoinState::Redeemed {
+                value: Fen(3_000),
+                holder: kay.public(),
+                collected: None,
+            },
+        )]));
+        let mut ov = Overlay::new(&base);
+        let o = settle_chain(&mut ov, &chain, &info, &root, &shop.public()).expect("ok");
+        assert_eq!(o.result.reason, RejectReason::AlreadyRedeemed);
+        assert!(o.double_spend.is_none());
+    }
+
+    #[test]
+    fn state_round_trips() {
+        for s in [
+            CoinState::Live {
+                value: Fen(5),
+                holder: key(3).public(),
+            },
+            CoinState::Redeemed {
+                value: Fen(5),
+                holder: key(3).public(),
+                collected: None,
+            },
+            CoinState::Redeemed {
+                value: Fen(5),
+                holder: key(3).public(),
+                collected: Some(Collected {
+                    sync_id: Nonce([1; 16]),
+                    at: NOW,
+                }),
+            },
+        ] {
+            assert_eq!(CoinState::decode(&s.to_bytes()), Ok(s));
+        }
     }
 }

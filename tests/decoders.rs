@@ -6,6 +6,8 @@
 //! `tongbao::testkit`:
 //! - the file container, for every one of its 18 kinds (the form every file on disk has): every
 //!   truncation and every bit flip is refused by `TbFile::from_file_bytes`, never accepted;
+//! - a collected-then-spent proof (kind 2), bare, in a file and inside a sync response's result:
+//!   refused, or decoded to bytes that re-encode to themselves and then fail verification;
 //! - the note bundle (decode, then every note verified): refused;
 //! - the text codes, `tbreq1…` (`PaymentRequest::from_code`) and `tbw1…` addresses
 //!   (`PublicKey::from_address`): refused;
@@ -22,17 +24,17 @@ use tongbao::codec::{Decode, Encode};
 use tongbao::protocol::certificate::{Certificate, WalletClass, WalletKind};
 use tongbao::protocol::coin::Coin;
 use tongbao::protocol::file::{NoteBundle, TbFile};
-use tongbao::protocol::proof::DoubleSpendProof;
+use tongbao::protocol::proof::{Collection, DoubleSpendProof};
 use tongbao::protocol::request::PaymentRequest;
 use tongbao::protocol::revocation::{Revocation, RevocationList, RevocationReason};
 use tongbao::protocol::sync::{CoinResult, CoinStatus, Confirmation, RejectReason, SyncResponse};
 use tongbao::protocol::transfer::{Output, Transfer};
 use tongbao::protocol::{Context, SignedBody};
-use tongbao::settlement::CoinState;
+use tongbao::settlement::{CoinState, Collected};
 use tongbao::store::MemStore;
 use tongbao::testkit::{Fixture, NOW, key};
 use tongbao::wallet::{PayTarget, Wallet};
-use tongbao::{Fen, Nonce, PublicKey, Signature};
+use tongbao::{Fen, Id, Nonce, PublicKey, Signature};
 
 /// One valid file of every kind, made by the engine.
 struct Samples {
@@ -344,6 +346,15 @@ fn ledger_coin_states_are_strict_and_canonical() {
         CoinState::Redeemed {
             value: Fen(200),
             holder: key(4).public(),
+            collected: None,
+        },
+        CoinState::Redeemed {
+            value: Fen(200),
+            holder: key(4).public(),
+            collected: Some(Collected {
+                sync_id: Nonce([6; 16]),
+                at: NOW,
+            }),
         },
     ];
     for s in states {
@@ -358,4 +369,101 @@ fn ledger_coin_states_are_strict_and_canonical() {
             }
         });
     }
+}
+
+#[test]
+fn collected_then_spent_proofs_refuse_every_truncation_and_bit_flip() {
+    let f = Fixture::new();
+    let (kay, shop) = (key(70), key(71));
+    let coin = f.note(kay.public(), Fen(1_200), 5).id();
+    let statement = Collection {
+        coin,
+        value: Fen(1_200),
+        holder: kay.public(),
+        sync_id: Nonce([8; 16]),
+        collected_at: NOW,
+        signature: Signature([0; 64]),
+    }
+    .signed(&f.root);
+    let spend = Transfer::sign(
+        &kay,
+        coin,
+        vec![Output {
+            holder: shop.public(),
+            value: Fen(1_200),
+        }],
+        2,
+        NOW,
+        Nonce([9; 16]),
+    );
+    let proof = DoubleSpendProof::collected_then_spent(statement, spend);
+    proof.verify(&f.keyset).unwrap();
+    // Bare: whatever decodes re-encodes to itself and fails verification.
+    let bytes = proof.to_bytes();
+    mutations(&bytes, |m, what| {
+        if let Ok(p) = DoubleSpendProof::decode(m) {
+            assert_eq!(p.to_bytes(), m, "proof {what}: not canonical");
+            assert!(p.verify(&f.keyset).is_err(), "proof {what}: accepted");
+        }
+    });
+    // In a file, and in the result of the shop's sync response that it was rejected with.
+    let response = SyncResponse {
+        wallet: shop.public(),
+        sync_id: Nonce([10; 16]),
+        request: tongbao::Id([11; 32]),
+        time: NOW,
+        results: vec![CoinResult {
+            coin: Id::hash(b"the shop's refresh"),
+            value: Fen(1_200),
+            status: CoinStatus::Rejected,
+            reason: RejectReason::DoubleSpend,
+            proof: Some(proof.clone()),
+        }],
+        notes: vec![],
+        collected: vec![],
+        redeemed: Fen::ZERO,
+        certificate: f.certificate(shop.public(), WalletKind::Merchant, WalletClass::I),
+        keyset: f.keyset.clone(),
+        revocations: RevocationList::sign(&f.root, 1, NOW, vec![]),
+        signature: Signature([0; 64]),
+    }
+    .signed(&f.root);
+    let bytes = response.to_bytes();
+    assert_eq!(SyncResponse::decode(&bytes).unwrap(), response);
+    mutations(&bytes, |m, what| {
+        if let Ok(r) = SyncResponse::decode(m) {
+            assert_eq!(r.to_bytes(), m, "sync response {what}: not canonical");
+            assert!(
+                r.verify(&f.keyset).is_err(),
+                "sync response {what}: accepted"
+            );
+        }
+    });
+    for file in [
+        TbFile::Proof(proof),
+        TbFile::SyncResponse(Box::new(response)),
+    ] {
+        let bytes = file.to_file_bytes();
+        assert_eq!(
+            TbFile::from_file_bytes(&bytes).unwrap().to_file_bytes(),
+            bytes
+        );
+        mutations(&bytes, |m, what| {
+            assert!(
+                TbFile::from_file_bytes(m).is_err(),
+                "{}: {what}: accepted",
+                file.kind_name()
+            );
+        });
+    }
+    // The ledger keeps the collecting sync with the redeemed state (tag 4).
+    let state = CoinState::Redeemed {
+        value: Fen(1_200),
+        holder: kay.public(),
+        collected: Some(Collected {
+            sync_id: Nonce([8; 16]),
+            at: NOW,
+        }),
+    };
+    assert_eq!(state.to_bytes()[0], 4);
 }

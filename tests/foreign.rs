@@ -20,6 +20,11 @@ use common::{NOW, Snapshot, World, later, s};
 use tongbao::codec::signing_bytes;
 use tongbao::protocol::label;
 
+/// How a note or certificate signed by another issuer's note key is refused.
+const FOREIGN_NOTE: &str = "bad issuer signature on note: damaged, or issued by another issuer";
+const FOREIGN_CERTIFICATE: &str =
+    "bad issuer signature on certificate: damaged, or issued by another issuer";
+
 /// A day before [`NOW`]: far beyond the five minutes of clock skew allowed.
 fn yesterday() -> String {
     let t = tongbao::time::parse_rfc3339(NOW).unwrap();
@@ -129,30 +134,30 @@ fn files_from_another_issuer_are_refused() {
         &["import", s(&theirs.keys())],
         &["another issuer"],
     );
-    // Their certificate for alice's own registration, and notes they issue to her.
+    // Their certificate for alice's own registration, and notes they issue to her. Notes and
+    // certificates do not name their issuer, and every issuer's first note key has id 1: the
+    // issuer key's signature does not check, and the error says it may be another issuer's
+    // (defect D3, docs/testing.md, fixed).
     let cert = theirs.certify(&t.alice_reg, "II", None);
-    // Notes and certificates do not name their issuer, and every issuer's first note key has id
-    // 1: all the wallet can tell is that the signature does not check (defect D3,
-    // docs/testing.md).
     refused(
         ours,
         "alice",
         NOW,
         &["import", s(&cert)],
-        &["signature", "certificate"],
+        &[FOREIGN_CERTIFICATE],
     );
     let notes = theirs.issue(&alice, "20.00");
+    refused(ours, "alice", NOW, &["import", s(&notes)], &[FOREIGN_NOTE]);
+    // (Their revocation list: tests/bad_input.rs, payment_from_a_revoked_payer_is_refused.)
+    // A payment from their wallet to our shop: its payer's certificate is theirs.
+    let pay = theirs.pay_to("carol", &shop, "12.00");
     refused(
         ours,
-        "alice",
+        "shop",
         NOW,
-        &["import", s(&notes)],
-        &["signature", "note"],
+        &["receive", s(&pay)],
+        &[FOREIGN_CERTIFICATE],
     );
-    // (Their revocation list: tests/bad_input.rs, payment_from_a_revoked_payer_is_refused.)
-    // A payment from their wallet to our shop.
-    let pay = theirs.pay_to("carol", &shop, "12.00");
-    refused(ours, "shop", NOW, &["receive", s(&pay)], &["signature"]);
     // Alice's sync settled by them: the response is not from her issuer.
     let req = ours.file("sync", "req");
     ours.wallet("alice", &["sync", "--out", s(&req)]).ok();
@@ -182,6 +187,20 @@ fn files_from_another_issuer_are_refused() {
         &["not registered"],
     );
     assert!(!out.exists());
+    // After their key rotation, their notes name key 2, which our key set does not list.
+    let mut theirs = t.theirs;
+    theirs
+        .issuer(&["keys", "rotate", "--grace", "30d", "--json"])
+        .ok();
+    theirs.now = later(NOW, 60);
+    let notes = theirs.issue(&alice, "5.00");
+    refused(
+        ours,
+        "alice",
+        &theirs.now,
+        &["import", s(&notes)],
+        &["signed by unknown issuer key 2: issued by another issuer"],
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ use tongbao::protocol::file::{NoteBundle, TbFile};
 use tongbao::protocol::keyset::{IssuerKeyEntry, IssuerKeySet, Policy};
 use tongbao::protocol::note::{Earmark, Note};
 use tongbao::protocol::payment::{Payment, Receipt};
-use tongbao::protocol::proof::DoubleSpendProof;
+use tongbao::protocol::proof::{Collection, DoubleSpendProof};
 use tongbao::protocol::request::PaymentRequest;
 use tongbao::protocol::revocation::{Revocation, RevocationList, RevocationReason};
 use tongbao::protocol::sync::{
@@ -287,7 +287,9 @@ impl Msg {
                 Ok(Some(l.id()))
             }
             Msg::Proof(p) => {
-                p.verify().map_err(verr)?;
+                // A collected-then-spent proof needs the issuer's key set (its root signs the
+                // statement); two spends need nothing but the proof.
+                p.verify(&w.keyset).map_err(verr)?;
                 Ok(Some(p.id()))
             }
             Msg::Bundle(b) => {
@@ -597,6 +599,7 @@ fn doc_matches_vectors() {
         label::SYNC_RESPONSE,
         label::CONFIRMATION,
         label::FILE,
+        label::COLLECTION,
     ] {
         let l = std::str::from_utf8(l).unwrap();
         assert!(doc.contains(&format!("`{l}`")), "label {l} not in the doc");
@@ -694,6 +697,7 @@ cases! {
     file_confirmed_payment_trailing_byte => "file-confirmed-payment-trailing-byte",
     file_header_only => "file-header-only",
     file_notes => "file-notes",
+    file_proof_collected_then_spent => "file-proof-collected-then-spent",
     file_request => "file-request",
     file_sync_request => "file-sync-request",
     file_sync_response => "file-sync-response",
@@ -743,6 +747,19 @@ cases! {
     payment_zero_amount => "payment-zero-amount",
     proof => "proof",
     proof_bad_signature => "proof-bad-signature",
+    proof_collected_then_spent => "proof-collected-then-spent",
+    proof_collected_then_spent_bad_statement_signature => "proof-collected-then-spent-bad-statement-signature",
+    proof_collected_then_spent_bad_transfer_signature => "proof-collected-then-spent-bad-transfer-signature",
+    proof_collected_then_spent_other_coin => "proof-collected-then-spent-other-coin",
+    proof_collected_then_spent_other_issuer => "proof-collected-then-spent-other-issuer",
+    proof_collected_then_spent_statement_version => "proof-collected-then-spent-statement-version",
+    proof_collected_then_spent_tagged_kind_1 => "proof-collected-then-spent-tagged-kind-1",
+    proof_collected_then_spent_trailing_byte => "proof-collected-then-spent-trailing-byte",
+    proof_collected_then_spent_truncated => "proof-collected-then-spent-truncated",
+    proof_collected_then_spent_unknown_kind => "proof-collected-then-spent-unknown-kind",
+    proof_collected_then_spent_weak_holder => "proof-collected-then-spent-weak-holder",
+    proof_collected_then_spent_wrong_holder => "proof-collected-then-spent-wrong-holder",
+    proof_collected_then_spent_zero_value => "proof-collected-then-spent-zero-value",
     proof_different_coins => "proof-different-coins",
     proof_out_of_order => "proof-out-of-order",
     proof_same_transfer => "proof-same-transfer",
@@ -803,6 +820,7 @@ cases! {
     sync_response_bad_signature => "sync-response-bad-signature",
     sync_response_bad_status => "sync-response-bad-status",
     sync_response_foreign_revocations => "sync-response-foreign-revocations",
+    sync_response_keyset_not_older => "sync-response-keyset-not-older",
     sync_response_older_keyset => "sync-response-older-keyset",
     sync_response_other_issuer => "sync-response-other-issuer",
     sync_response_rejected_without_reason => "sync-response-rejected-without-reason",
@@ -936,6 +954,12 @@ fn derivations_follow_the_spec() {
             w.root.public(),
             w.confirmation.id(),
         ),
+        (
+            "tongbao/v1/collection",
+            w.collection.to_bytes(),
+            w.root.public(),
+            w.collection.id(),
+        ),
     ];
     for (label, bytes, signer, id) in cases {
         let (signed, sig) = split(bytes);
@@ -965,11 +989,22 @@ fn derivations_follow_the_spec() {
     assert_eq!(w.coin.id(), w.t2.output_coin_id(0));
     assert_eq!(w.t2.input, w.t1.output_coin_id(1));
     assert_eq!(w.t1.input, w.note.id());
-    // The proof id: blake3 of its whole encoding, no label.
+    // The proof id: blake3 of its whole encoding, no label, for either kind. Kind 1 starts with
+    // its version byte 1; kind 2 with 0, its kind tag 2, the statement and the transfer.
+    for p in [&w.proof, &w.collected_proof] {
+        assert_eq!(p.id().0, *blake3::hash(&p.to_bytes()).as_bytes());
+    }
+    assert_eq!(w.proof.to_bytes()[0], 1);
     assert_eq!(
-        w.proof.id().0,
-        *blake3::hash(&w.proof.to_bytes()).as_bytes()
+        w.collected_proof.to_bytes(),
+        [&[0u8, 2][..], &w.collection.to_bytes(), &w.c1.to_bytes()].concat()
     );
+    assert_eq!(w.collection.to_bytes().len(), 161);
+    assert_eq!(
+        (w.collection.coin, w.c1.input),
+        (w.b1.output_coin_id(0), w.b1.output_coin_id(0))
+    );
+    assert!(w.sync_response.collected.contains(&w.collection.coin));
     // The file container.
     let f = w.request_file().to_file_bytes();
     let body = w.request.to_bytes();
@@ -1069,6 +1104,12 @@ fn exhaustive_other_messages() {
     exhaustive("receipt", &w.receipt.to_bytes(), &[]);
     exhaustive("revocation-list", &w.revocations.to_bytes(), &[]);
     exhaustive("proof", &w.proof.to_bytes(), &[]);
+    exhaustive("proof", &w.collected_proof.to_bytes(), &[]);
+    exhaustive(
+        "file",
+        &TbFile::Proof(w.collected_proof.clone()).to_file_bytes(),
+        &[],
+    );
     // A coin's final output index is signed by nobody: it only says which output the bytes stand
     // for. Flipping its low bit gives alice's 45.00 change coin, another valid coin.
     let coin = w.coin.to_bytes();
@@ -1119,7 +1160,7 @@ fn exhaustive_confirmation() {
 fn sync_vectors_follow_the_settlement_rules() {
     use std::collections::HashMap;
     use std::convert::Infallible;
-    use tongbao::settlement::{CoinState, LedgerView, Overlay, settle_chain};
+    use tongbao::settlement::{CoinState, Collected, LedgerView, Overlay, settle_chain};
 
     struct Mem(HashMap<Id, CoinState>);
     impl LedgerView for Mem {
@@ -1217,7 +1258,7 @@ fn sync_vectors_follow_the_settlement_rules() {
     }
     assert_eq!(req.coins[2], w.coin);
     assert_eq!(req.proofs, vec![w.mallory_proof.clone()]);
-    assert!(w.mallory_proof.verify().is_ok());
+    assert!(w.mallory_proof.verify(&w.keyset).is_ok());
 
     // Settling it, chain by chain, gives the response's results.
     assert_eq!(req.coins.len(), resp.results.len());
@@ -1288,4 +1329,46 @@ fn sync_vectors_follow_the_settlement_rules() {
     // Mallory was already revoked, so the group adds no revocation: the list is unchanged.
     assert!(resp.revocations.is_revoked(&pk(6)));
     assert_eq!(resp.revocations, w.revocations);
+
+    // The issuer records each collection with its sync and time. Later alice's backup, made before
+    // her sync, pays the shop bob's 12.00 again; the shop refreshes it. The chain meets the coin
+    // collected for alice: a double spend, proven by the statement of that collection (signed by
+    // the root once found) and alice's transfer: exactly the collected-then-spent vector.
+    for (id, value) in &credits {
+        ov.set(
+            *id,
+            CoinState::Redeemed {
+                value: *value,
+                holder: alice,
+                collected: Some(Collected {
+                    sync_id: req.sync_id,
+                    at: resp.time,
+                }),
+            },
+        );
+    }
+    let respent = to_alice.extended(w.c1.clone(), 0);
+    let shop_refresh = Transfer::sign(
+        &w.shop,
+        respent.id(),
+        vec![Output {
+            holder: root,
+            value: Fen(1_200),
+        }],
+        2,
+        cases::RESPENT_AT + 60,
+        Nonce(*b"sync-shop-000002"),
+    );
+    let chain = respent.extended(shop_refresh, 0);
+    let info = chain.verify(&ctx).unwrap();
+    let mut o = settle_chain(&mut ov, &chain, &info, &root, &shop).unwrap();
+    assert_eq!(
+        (o.result.status, o.result.reason),
+        (CoinStatus::Rejected, RejectReason::DoubleSpend)
+    );
+    o.sign_collection(&w.root);
+    let (cheater, proof) = o.double_spend.clone().unwrap();
+    assert_eq!((cheater, &proof), (alice, &w.collected_proof));
+    assert_eq!(o.result.proof.as_ref(), Some(&w.collected_proof));
+    assert!(proof.verify(&w.keyset).is_ok());
 }

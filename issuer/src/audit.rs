@@ -3,8 +3,9 @@
 //! Checks: issued = redeemed + outstanding, with outstanding recomputed as the sum of live coins;
 //! every note recorded has a coin state; every spent coin names a transfer that spends it, signed
 //! by its holder, whose outputs sum to it and whose outputs are all known (no coin consumed twice:
-//! a coin has one state); the holder index matches the live coins; every stored proof verifies;
-//! every revocation is backed by a proof or an operator reason.
+//! a coin has one state); the holder index matches the live coins; every stored proof verifies
+//! (a collected-then-spent proof against the issuer's root, and the collection it states is the
+//! one the ledger recorded); every revocation is backed by a proof or an operator reason.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +15,7 @@ use tongbao::protocol::SignedBody;
 use tongbao::protocol::note::Note;
 use tongbao::protocol::proof::DoubleSpendProof;
 use tongbao::protocol::transfer::coin_id;
-use tongbao::settlement::CoinState;
+use tongbao::settlement::{CoinState, Collected};
 use tongbao::store::Store;
 use tongbao::{Fen, Id, PublicKey};
 
@@ -194,19 +195,42 @@ impl<S: Store> Issuer<S> {
             ));
         }
         // Proofs and revocations.
+        let keyset = self.keyset()?;
         let mut proof_ids = HashSet::new();
         let mut proofs = 0;
         for (k, v) in self.store.scan_prefix(keys::PROOF)? {
             proofs += 1;
             match (id_of(&k, keys::PROOF), DoubleSpendProof::decode(&v)) {
-                (Some(id), Ok(p)) if p.id() == id && p.verify().is_ok() => {
+                (Some(id), Ok(p)) if p.id() == id && p.verify(&keyset).is_ok() => {
+                    // A collected-then-spent proof states a collection: the ledger must hold
+                    // exactly that one (the coin redeemed for that holder, by that sync, then).
+                    if let DoubleSpendProof::CollectedThenSpent(c) = &p {
+                        let c = &c.collection;
+                        let recorded = matches!(
+                            states.get(&c.coin),
+                            Some(CoinState::Redeemed {
+                                value,
+                                holder,
+                                collected: Some(Collected { sync_id, at }),
+                            }) if *value == c.value
+                                && *holder == c.holder
+                                && *sync_id == c.sync_id
+                                && *at == c.collected_at
+                        );
+                        if !recorded {
+                            problems.push(format!(
+                                "proof {}: the ledger does not record the collection it states",
+                                id.short()
+                            ));
+                        }
+                    }
                     proof_ids.insert(id.to_hex());
                 }
                 _ => problems.push("a stored double-spend proof does not verify".into()),
             }
         }
         let rl = self.revocations()?;
-        if rl.verify(&self.keyset()?).is_err() {
+        if rl.verify(&keyset).is_err() {
             problems.push("the revocation list does not verify".into());
         }
         for e in &rl.entries {

@@ -53,7 +53,12 @@ impl<S: Store> Issuer<S> {
             if let Some(CoinState::Live { value, holder }) = state {
                 b.put(
                     keys::with(keys::COIN, &id.0),
-                    CoinState::Redeemed { value, holder }.to_bytes(),
+                    CoinState::Redeemed {
+                        value,
+                        holder,
+                        collected: None,
+                    }
+                    .to_bytes(),
                 );
                 b.delete(holder_key(&holder, &id));
                 out.coins += 1;

@@ -4,6 +4,7 @@
 //! Invariant: every change is one atomic, durable batch, committed before anything is reported or
 //! written out.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rand::{CryptoRng, Rng};
@@ -77,6 +78,9 @@ pub(crate) mod keys {
     pub const REVOKED: &[u8] = b"rv/";
     /// Losses recorded against each cheater (u64 fen), by key.
     pub const LOSS: &[u8] = b"l/";
+    /// Coins honest holders lost to a double spend, whose loss is counted (u64 fen), by coin id:
+    /// a loss is counted once, however often the coin is presented.
+    pub const LOST_COIN: &[u8] = b"lc/";
     /// Sync responses by sync id, for idempotent replays.
     pub const SYNC: &[u8] = b"i/";
     /// Online payment confirmations by payment id.
@@ -159,6 +163,21 @@ pub struct Issuer<S: Store = SledStore> {
     pub(crate) root: SecretKey,
     /// Serialises every read-modify-write of the ledger (settlement, issuance, certification).
     pub(crate) write_lock: std::sync::Mutex<()>,
+    /// Decoded copies of the key set, the revocation list and the signing key (see [`Hot`]).
+    hot: std::sync::Mutex<Hot>,
+}
+
+/// Decoded copies of the ledger's hot singletons, each kept with the stored bytes it was decoded
+/// from. Every read still fetches the bytes (a cheap sled read) and decodes again only when they
+/// changed, so whatever writes them (rotation, revocation, another process before a reopen) is
+/// seen at once; what the cache saves is decoding and checking the key set and the list (point
+/// decompression and a root signature each) and deriving the signing key, several times per sync.
+#[derive(Default)]
+pub(crate) struct Hot {
+    keyset: Option<(Vec<u8>, IssuerKeySet)>,
+    revocations: Option<(Vec<u8>, RevocationList)>,
+    /// The key id, a hash of the seed (no second copy of the secret), the derived key.
+    signing: Option<(u32, tongbao::Id, std::sync::Arc<SecretKey>)>,
 }
 
 /// Default certificate lifetime: 90 days.
@@ -233,6 +252,7 @@ impl<S: Store> Issuer<S> {
             store,
             root,
             write_lock: std::sync::Mutex::new(()),
+            hot: std::sync::Mutex::new(Hot::default()),
         })
     }
 
@@ -246,6 +266,7 @@ impl<S: Store> Issuer<S> {
             store,
             root,
             write_lock: std::sync::Mutex::new(()),
+            hot: std::sync::Mutex::new(Hot::default()),
         })
     }
 
@@ -260,7 +281,15 @@ impl<S: Store> Issuer<S> {
             .store
             .get(keys::KEYSET)?
             .ok_or_else(|| IssuerError::Corrupt("key set".into()))?;
-        IssuerKeySet::decode(&v).map_err(|e| IssuerError::Corrupt(format!("key set: {e}")))
+        if let Some((bytes, ks)) = &self.hot().keyset
+            && *bytes == v
+        {
+            return Ok(ks.clone());
+        }
+        let ks =
+            IssuerKeySet::decode(&v).map_err(|e| IssuerError::Corrupt(format!("key set: {e}")))?;
+        self.hot().keyset = Some((v, ks.clone()));
+        Ok(ks)
     }
 
     /// The current revocation list.
@@ -269,12 +298,28 @@ impl<S: Store> Issuer<S> {
             .store
             .get(keys::REVOCATIONS)?
             .ok_or_else(|| IssuerError::Corrupt("revocation list".into()))?;
-        RevocationList::decode(&v)
-            .map_err(|e| IssuerError::Corrupt(format!("revocation list: {e}")))
+        if let Some((bytes, rl)) = &self.hot().revocations
+            && *bytes == v
+        {
+            return Ok(rl.clone());
+        }
+        let rl = RevocationList::decode(&v)
+            .map_err(|e| IssuerError::Corrupt(format!("revocation list: {e}")))?;
+        self.hot().revocations = Some((v, rl.clone()));
+        Ok(rl)
+    }
+
+    fn hot(&self) -> std::sync::MutexGuard<'_, Hot> {
+        self.hot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The note key that signs at `now`, with its id.
-    pub(crate) fn signing_key(&self, now: u64) -> Result<(u32, SecretKey), IssuerError> {
+    pub(crate) fn signing_key(
+        &self,
+        now: u64,
+    ) -> Result<(u32, std::sync::Arc<SecretKey>), IssuerError> {
         let keyset = self.keyset()?;
         let entry = keyset.current_key(now).ok_or_else(|| {
             IssuerError::Refused(format!(
@@ -286,7 +331,16 @@ impl<S: Store> Issuer<S> {
             .store
             .get(&keys::with(keys::NOTE_KEY, &entry.key_id.to_be_bytes()))?
             .ok_or_else(|| IssuerError::Corrupt(format!("note key {} missing", entry.key_id)))?;
-        Ok((entry.key_id, seed_key(&seed)?))
+        let seed_hash = tongbao::Id::hash(&seed);
+        if let Some((id, hash, key)) = &self.hot().signing
+            && *id == entry.key_id
+            && *hash == seed_hash
+        {
+            return Ok((*id, key.clone()));
+        }
+        let key = std::sync::Arc::new(seed_key(&seed)?);
+        self.hot().signing = Some((entry.key_id, seed_hash, key.clone()));
+        Ok((entry.key_id, key))
     }
 
     /// A registered wallet.
@@ -338,12 +392,106 @@ impl<S: Store> Issuer<S> {
         }
         // Certification reads and writes the wallet record that settlement also writes.
         let _guard = self.lock();
-        if reg.created_at > now.saturating_add(300) {
-            return Err(IssuerError::Refused(
-                "registration is dated in the future".into(),
-            ));
+        not_future(reg, now)?;
+        let (key_id, key) = self.signing_key(now)?;
+        let mut b = Batch::new();
+        let cert = self
+            .certify_record(
+                reg,
+                class,
+                valid_secs,
+                now,
+                key_id,
+                &self.revocations()?,
+                &mut b,
+            )?
+            .signed(&key);
+        self.store.commit(b)?;
+        Ok(cert)
+    }
+
+    /// Certifies several registrations (personal and merchant wallets; a till needs
+    /// [`Issuer::certify_with`]) as [`Issuer::certify`] does one: the registrations and the
+    /// certificates are checked and signed on every core, and every wallet record is written in
+    /// one atomic, durable batch (the pilot certifies a day's new wallets this way). A refused
+    /// registration changes nothing.
+    pub fn certify_batch(
+        &self,
+        regs: &[(Registration, WalletClass)],
+        valid_secs: u64,
+        now: u64,
+    ) -> Vec<Result<Certificate, IssuerError>>
+    where
+        S: Sync,
+    {
+        use rayon::prelude::*;
+        let fail_all = |e: IssuerError| {
+            let msg = e.to_string();
+            regs.iter()
+                .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
+                .collect()
+        };
+        let checked: Vec<Result<(), IssuerError>> = regs
+            .par_iter()
+            .map(|(reg, _)| {
+                reg.verify()?;
+                if reg.merchant.is_some() {
+                    return Err(IssuerError::Refused(
+                        "a till is certified only with its merchant's authorization".into(),
+                    ));
+                }
+                Ok(())
+            })
+            .collect();
+        let _guard = self.lock();
+        let prepared = self
+            .signing_key(now)
+            .and_then(|k| Ok((k, self.revocations()?)));
+        let ((key_id, key), rl) = match prepared {
+            Ok(p) => p,
+            Err(e) => return fail_all(e),
+        };
+        let mut b = Batch::new();
+        let mut seen = HashSet::new();
+        let unsigned: Vec<Result<Certificate, IssuerError>> = regs
+            .iter()
+            .zip(checked)
+            .map(|((reg, class), ok)| {
+                ok?;
+                if !seen.insert(reg.wallet) {
+                    return Err(IssuerError::Conflict(format!(
+                        "{} twice in one batch",
+                        reg.wallet.address()
+                    )));
+                }
+                self.certify_record(reg, *class, valid_secs, now, key_id, &rl, &mut b)
+            })
+            .collect();
+        let certs = unsigned
+            .into_par_iter()
+            .map(|c| c.map(|c| c.signed(&key)))
+            .collect();
+        if let Err(e) = self.store.commit(b) {
+            return fail_all(e.into());
         }
-        if self.revocations()?.is_revoked(&reg.wallet) {
+        certs
+    }
+
+    /// The checks and the wallet record of a certification, with the ledger lock held: queues the
+    /// record in `b` and returns the certificate, not yet signed by note key `key_id`.
+    #[allow(clippy::too_many_arguments)]
+    fn certify_record(
+        &self,
+        reg: &Registration,
+        class: WalletClass,
+        valid_secs: u64,
+        now: u64,
+        key_id: u32,
+        rl: &RevocationList,
+        b: &mut Batch,
+    ) -> Result<Certificate, IssuerError> {
+        not_future(reg, now)?;
+        if rl.is_revoked(&reg.wallet) {
             return Err(IssuerError::Revoked(reg.wallet.address()));
         }
         if let Some(m) = &reg.merchant {
@@ -366,7 +514,6 @@ impl<S: Store> Issuer<S> {
                 rec.kind, reg.kind
             )));
         }
-        let (key_id, key) = self.signing_key(now)?;
         let serial = existing.as_ref().map(|r| r.cert_serial + 1).unwrap_or(1);
         let counter_base = existing.as_ref().map(|r| r.counter_base).unwrap_or(0);
         let expires_at = now
@@ -384,8 +531,7 @@ impl<S: Store> Issuer<S> {
             issued_at: now,
             expires_at,
             signature: Signature([0; 64]),
-        }
-        .signed(&key);
+        };
         let rec = WalletRecord {
             address: reg.wallet.address(),
             kind: reg.kind,
@@ -396,9 +542,7 @@ impl<S: Store> Issuer<S> {
             cert_expires_at: expires_at,
             registered_at: existing.map(|r| r.registered_at).unwrap_or(now),
         };
-        let mut b = Batch::new();
         b.put(keys::with(keys::WALLET, reg.wallet.as_bytes()), json(&rec)?);
-        self.store.commit(b)?;
         Ok(cert)
     }
 
@@ -411,6 +555,102 @@ impl<S: Store> Issuer<S> {
         now: u64,
         rng: &mut R,
     ) -> Result<NoteBundle, IssuerError> {
+        self.check_issue(to, amount, earmark, now, &self.revocations()?)?;
+        let (key_id, key) = self.signing_key(now)?;
+        let note = Note::sign(&key, key_id, Nonce::random(rng), amount, *to, now, earmark);
+        let _guard = self.lock();
+        let mut b = Batch::new();
+        self.record_note(&mut b, &note, 0, 0)?;
+        self.store.commit(b)?;
+        Ok(NoteBundle { notes: vec![note] })
+    }
+
+    /// Issues one note to each of several certified wallets, each with the serial given, checked
+    /// as [`Issuer::issue`] checks one: signed on every core, then recorded in one atomic, durable
+    /// batch (the pilot issues a day's red envelopes this way). A refused item changes nothing.
+    pub fn issue_batch(
+        &self,
+        items: &[(PublicKey, Fen, Earmark, Nonce)],
+        now: u64,
+    ) -> Vec<Result<NoteBundle, IssuerError>>
+    where
+        S: Sync,
+    {
+        use rayon::prelude::*;
+        let prepared = self
+            .signing_key(now)
+            .and_then(|k| Ok((k, self.revocations()?)));
+        let ((key_id, key), rl) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = e.to_string();
+                return items
+                    .iter()
+                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
+                    .collect();
+            }
+        };
+        let mut notes: Vec<Result<Note, IssuerError>> = items
+            .par_iter()
+            .map(|(to, amount, earmark, serial)| {
+                self.check_issue(to, *amount, *earmark, now, &rl)?;
+                Ok(Note::sign(
+                    &key, key_id, *serial, *amount, *to, now, *earmark,
+                ))
+            })
+            .collect();
+        let _guard = self.lock();
+        let mut b = Batch::new();
+        let (mut value, mut count) = (0u64, 0u64);
+        let mut ids = HashSet::new();
+        for n in &mut notes {
+            let recorded = match n {
+                Ok(note) => {
+                    let id = note.id();
+                    match self.store.get(&keys::with(keys::COIN, &id.0)) {
+                        Ok(None) if ids.insert(id) => self
+                            .record_note(&mut b, note, value, count)
+                            .map(|()| note.value.0),
+                        Ok(_) => Err(IssuerError::Conflict(format!(
+                            "note {} exists already",
+                            id.short()
+                        ))),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                Err(_) => continue,
+            };
+            match recorded {
+                Ok(v) => {
+                    value += v;
+                    count += 1;
+                }
+                Err(e) => *n = Err(e),
+            }
+        }
+        if let Err(e) = self.store.commit(b) {
+            let msg = e.to_string();
+            return items
+                .iter()
+                .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
+                .collect();
+        }
+        notes
+            .into_iter()
+            .map(|n| n.map(|note| NoteBundle { notes: vec![note] }))
+            .collect()
+    }
+
+    /// What [`Issuer::issue`] checks before it signs: a positive amount, a certified wallet that
+    /// is not revoked, within its class cap; restricted money expiring in the future.
+    fn check_issue(
+        &self,
+        to: &PublicKey,
+        amount: Fen,
+        earmark: Earmark,
+        now: u64,
+        rl: &RevocationList,
+    ) -> Result<(), IssuerError> {
         if amount == Fen::ZERO {
             return Err(IssuerError::Refused("amount must be above zero".into()));
         }
@@ -420,7 +660,7 @@ impl<S: Store> Issuer<S> {
                 to.address()
             ))
         })?;
-        if self.revocations()?.is_revoked(to) {
+        if rl.is_revoked(to) {
             return Err(IssuerError::Revoked(to.address()));
         }
         let class: WalletClass = rec.class.parse().map_err(IssuerError::Corrupt)?;
@@ -437,13 +677,7 @@ impl<S: Store> Issuer<S> {
                 "restricted money must expire in the future".into(),
             ));
         }
-        let (key_id, key) = self.signing_key(now)?;
-        let note = Note::sign(&key, key_id, Nonce::random(rng), amount, *to, now, earmark);
-        let _guard = self.lock();
-        let mut b = Batch::new();
-        self.record_note(&mut b, &note, 0)?;
-        self.store.commit(b)?;
-        Ok(NoteBundle { notes: vec![note] })
+        Ok(())
     }
 
     /// Issued notes whose id starts with `prefix` (hex), to write a notes file again.
@@ -544,19 +778,21 @@ impl<S: Store> Issuer<S> {
     }
 
     /// Queues a newly issued note: the note, its live coin state, the holder index, the totals.
-    /// `already_queued` is how much the same batch has issued before (group commits).
+    /// `queued_value` and `queued_notes` are what the same batch has issued before (group
+    /// commits).
     pub(crate) fn record_note(
         &self,
         b: &mut Batch,
         note: &Note,
-        already_queued: u64,
+        queued_value: u64,
+        queued_notes: u64,
     ) -> Result<(), IssuerError> {
         let id = note.id();
-        let total = self.load_u64(keys::ISSUED_TOTAL)? + already_queued;
+        let total = self.load_u64(keys::ISSUED_TOTAL)? + queued_value;
         let new_total = total
             .checked_add(note.value.0)
             .ok_or_else(|| IssuerError::Refused("issued total overflows".into()))?;
-        let count = self.load_u64(keys::NOTE_COUNT)?;
+        let count = self.load_u64(keys::NOTE_COUNT)? + queued_notes;
         b.put(keys::with(keys::NOTE, &id.0), note.to_bytes());
         b.put(
             keys::with(keys::COIN, &id.0),
@@ -589,10 +825,25 @@ impl<S: Store> Issuer<S> {
 
 /// The holder-index key of a live coin.
 pub(crate) fn holder_key(holder: &PublicKey, coin: &tongbao::Id) -> Vec<u8> {
+    holder_key_raw(holder.as_bytes(), coin)
+}
+
+/// [`holder_key`] from the holder's key bytes.
+pub(crate) fn holder_key_raw(holder: &[u8; 32], coin: &tongbao::Id) -> Vec<u8> {
     let mut k = keys::HOLDER.to_vec();
-    k.extend_from_slice(holder.as_bytes());
+    k.extend_from_slice(holder);
     k.extend_from_slice(&coin.0);
     k
+}
+
+/// Refuses a registration dated in the future (beyond five minutes of clock skew).
+fn not_future(reg: &Registration, now: u64) -> Result<(), IssuerError> {
+    if reg.created_at > now.saturating_add(300) {
+        return Err(IssuerError::Refused(
+            "registration is dated in the future".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn seed_key(seed: &[u8]) -> Result<SecretKey, IssuerError> {

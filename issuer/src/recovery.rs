@@ -199,7 +199,12 @@ impl<S: Store> Issuer<S> {
             }
             b.put(
                 keys::with(keys::COIN, &id.0),
-                CoinState::Redeemed { value, holder }.to_bytes(),
+                CoinState::Redeemed {
+                    value,
+                    holder,
+                    collected: None,
+                }
+                .to_bytes(),
             );
             b.delete(holder_key(&holder, &id));
             coins += 1;

@@ -12,18 +12,18 @@ use tongbao::codec::{Decode, Encode};
 use tongbao::protocol::certificate::{Certificate, WalletClass};
 use tongbao::protocol::coin::{SigCheck, verify_signatures};
 use tongbao::protocol::note::{Earmark, Note};
-use tongbao::protocol::payment::Payment;
+use tongbao::protocol::payment::{Payment, VerifiedPayment};
 use tongbao::protocol::proof::DoubleSpendProof;
 use tongbao::protocol::revocation::{Revocation, RevocationList, RevocationReason};
 use tongbao::protocol::sync::{
     CoinResult, CoinStatus, Confirmation, RejectReason, SyncRequest, SyncResponse,
 };
 use tongbao::protocol::{Context, SignedBody, VerifyError};
-use tongbao::settlement::{CoinState, LedgerView, Overlay, settle_chain};
+use tongbao::settlement::{CoinState, Collected, LedgerView, Overlay, settle_chain};
 use tongbao::store::{Batch, Store, StoreError};
 use tongbao::{Fen, Id, Nonce, PublicKey, Signature};
 
-use crate::ledger::{DEFAULT_CERT_SECS, Issuer, IssuerError, holder_key, keys};
+use crate::ledger::{DEFAULT_CERT_SECS, Issuer, IssuerError, holder_key, holder_key_raw, keys};
 
 /// The ledger's coin states as a [`LedgerView`].
 pub(crate) struct StoreView<'a, S: Store>(pub &'a S);
@@ -82,6 +82,8 @@ struct Group {
     sync_ids: HashSet<[u8; 16]>,
     /// Proofs recorded in this group (each counted once).
     proofs: HashSet<[u8; 32]>,
+    /// Lost coins whose loss this group counted (each counted once).
+    lost: HashSet<Id>,
 }
 
 impl Group {
@@ -93,6 +95,7 @@ impl Group {
             losses: BTreeMap::new(),
             sync_ids: HashSet::new(),
             proofs: HashSet::new(),
+            lost: HashSet::new(),
         }
     }
 
@@ -121,12 +124,42 @@ impl Group {
         }
         self.sync_ids.extend(part.sync_ids);
         self.proofs.extend(part.proofs);
+        self.lost.extend(part.lost);
     }
 }
 
-/// A response before the group's final key set and revocation list are known.
+/// A response to send, with its encoding to store if it is new (`None` for a replay).
+type SignedReply = (SyncResponse, Option<Vec<u8>>);
+
+/// A double spend found while settling a request: the cheater, the proof, and the coin an
+/// honest holder lost through it with its value (if a loss is booked).
+type Found = (PublicKey, DoubleSpendProof, Option<(Id, Fen)>);
+
+/// A response before the group's final key set and revocation list are known, with its fresh
+/// notes and certificate not yet signed (their ids do not depend on the signatures, so the group
+/// is settled first and everything is signed afterwards, on every core).
 struct Draft {
     resp: SyncResponse,
+    note_key: std::sync::Arc<tongbao::SecretKey>,
+}
+
+impl Draft {
+    /// Signs the notes and the certificate with the note key, then the response with the root.
+    fn sign(
+        mut self,
+        root: &tongbao::SecretKey,
+        keyset: &tongbao::protocol::keyset::IssuerKeySet,
+        rl: &RevocationList,
+    ) -> SyncResponse {
+        for note in &mut self.resp.notes {
+            note.signature = self.note_key.sign(&note.signing_bytes());
+        }
+        let cert = &mut self.resp.certificate;
+        cert.signature = self.note_key.sign(&cert.signing_bytes());
+        self.resp.keyset = keyset.clone();
+        self.resp.revocations = rl.clone();
+        self.resp.signed(root)
+    }
 }
 
 impl<S: Store> Issuer<S> {
@@ -294,23 +327,38 @@ impl<S: Store> Issuer<S> {
         // The group's revocations, then the final key set and list every response carries.
         let rl = self.apply_revocations(&mut g, rl, now)?;
         let keyset = self.keyset()?;
-        let mut out = Vec::with_capacity(reqs.len());
-        for (draft, reply) in drafts.into_iter().zip(replies) {
-            out.push(match (draft, reply) {
-                (_, Some(resp)) => Ok(resp),
-                (Ok(Some(mut d)), None) => {
-                    d.resp.keyset = keyset.clone();
-                    d.resp.revocations = rl.clone();
-                    let resp = d.resp.signed(&self.root);
-                    g.batch
-                        .put(keys::with(keys::SYNC, &resp.sync_id.0), resp.to_bytes());
-                    Ok(resp)
+        // Sign every new response (its notes, certificate and itself) on every core, encoding
+        // what is stored alongside.
+        use rayon::prelude::*;
+        let root = &self.root;
+        let signed: Vec<Result<SignedReply, IssuerError>> = drafts
+            .into_par_iter()
+            .zip(replies)
+            .map(|(draft, reply)| match (draft, reply) {
+                (_, Some(resp)) => Ok((resp, None)),
+                (Ok(Some(d)), None) => {
+                    let resp = d.sign(root, &keyset, &rl);
+                    let bytes = resp.to_bytes();
+                    Ok((resp, Some(bytes)))
                 }
                 (Err(e), None) => Err(e),
                 (Ok(None), None) => Err(IssuerError::Refused(
                     "internal: replay without response".into(),
                 )),
-            });
+            })
+            .collect();
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in signed {
+            out.push(r.map(|(resp, bytes)| {
+                if let Some(bytes) = bytes {
+                    for note in &resp.notes {
+                        g.batch
+                            .put(keys::with(keys::NOTE, &note.id().0), note.to_bytes());
+                    }
+                    g.batch.put(keys::with(keys::SYNC, &resp.sync_id.0), bytes);
+                }
+                resp
+            }));
         }
         self.commit_group(g, ov)?;
         Ok(out)
@@ -367,7 +415,7 @@ impl<S: Store> Issuer<S> {
         let mut results = Vec::with_capacity(req.coins.len());
         let mut refreshed = Fen::ZERO;
         let mut settled = 0u64;
-        let mut found: Vec<(PublicKey, DoubleSpendProof, Fen)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         let mut restricted = Restricted::default();
         for (coin, info) in req.coins.iter().zip(infos) {
             let Some(info) = info else {
@@ -380,7 +428,9 @@ impl<S: Store> Issuer<S> {
                 });
                 continue;
             };
-            let o = settle_chain(ov, coin, info, &root, &w)?;
+            let mut o = settle_chain(ov, coin, info, &root, &w)?;
+            // A coin collected for its holder and spent by it: the issuer states the collection.
+            o.sign_collection(&self.root);
             refreshed = refreshed
                 .checked_add(o.refreshed)
                 .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
@@ -397,30 +447,80 @@ impl<S: Store> Issuer<S> {
             }
             settled += o.settled_transfers as u64;
             if let Some((cheater, proof)) = o.double_spend {
-                found.push((cheater, proof, info.value));
+                // A loss is counted when an honest holder brings its coin home (a refresh) and
+                // it meets the double spend: the coin's value is what that holder lost. A
+                // payer's report of a payment says nothing of whether the payee took it (it may
+                // have refused it, or never received it); a payee who took it brings it home at
+                // its own sync. Counted once per lost coin, however often it is presented.
+                let refresh = coin.hops.last().is_some_and(|h| {
+                    h.transfer
+                        .outputs
+                        .get(usize::from(h.index))
+                        .is_some_and(|o| o.holder == root)
+                });
+                let loss = info
+                    .links
+                    .last()
+                    .filter(|_| refresh && cheater != w)
+                    .map(|l| (l.input, info.value));
+                found.push((cheater, proof, loss));
             }
             results.push(o.result);
         }
         // Proofs the wallet caught offline.
+        let keyset = if req.proofs.is_empty() {
+            None
+        } else {
+            Some(self.keyset()?)
+        };
         for p in &req.proofs {
-            if p.verify().is_ok() {
-                found.push((p.signer, p.clone(), Fen::ZERO));
+            if keyset.as_ref().is_some_and(|k| p.verify(k).is_ok()) {
+                // Caught offline: the payee refused it, so nobody lost anything through it.
+                found.push((p.signer(), p.clone(), None));
             }
         }
-        // Credits: coins other wallets settled to this one, collected into the fresh notes.
+        let class: WalletClass = record.class.parse().map_err(IssuerError::Corrupt)?;
+        let limits = class.default_limits();
+        // Credits: coins other wallets settled to this one, collected into the fresh notes, as
+        // far as the class balance cap allows (what the wallet redeems in this sync makes room);
+        // a credit that does not fit stays live here for a later sync, in coin-id order.
+        let room = limits
+            .balance_max
+            .checked_add(req.redeem)
+            .unwrap_or(Fen(u64::MAX));
+        let mut coming = refreshed
+            .checked_add(req.topup)
+            .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
         let mut collected = Vec::new();
         let mut collected_value = Fen::ZERO;
         for id in self.live_coins_of(ov, &w)? {
             if let Some(CoinState::Live { value, holder }) = ov.get(&id)? {
                 // Red-envelope money of this wallet's own (a note not imported, change settled by
                 // the payee) stays restricted; past its expiry it is left for the clawback.
-                if let Some(expires_at) = self.restricted_until(&id)? {
-                    if now > expires_at {
-                        continue;
-                    }
+                let restricted_until = self.restricted_until(&id)?;
+                if restricted_until.is_some_and(|expires_at| now > expires_at) {
+                    continue;
+                }
+                match coming.checked_add(value) {
+                    Some(after) if after <= room => coming = after,
+                    _ => continue,
+                }
+                if let Some(expires_at) = restricted_until {
                     restricted.add(expires_at, value)?;
                 }
-                ov.set(id, CoinState::Redeemed { value, holder });
+                // The sync and its time stay with the state: if the holder spends the coin later,
+                // the issuer can state this collection in a proof (docs/adr/0005).
+                ov.set(
+                    id,
+                    CoinState::Redeemed {
+                        value,
+                        holder,
+                        collected: Some(Collected {
+                            sync_id: req.sync_id,
+                            at: now,
+                        }),
+                    },
+                );
                 collected_value = collected_value
                     .checked_add(value)
                     .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
@@ -444,8 +544,6 @@ impl<S: Store> Issuer<S> {
                 req.redeem, restricted.total
             ))
         })?;
-        let class: WalletClass = record.class.parse().map_err(IssuerError::Corrupt)?;
-        let limits = class.default_limits();
         if req.topup > Fen::ZERO && fresh > limits.balance_max {
             return Err(IssuerError::Refused(format!(
                 "top-up would bring the wallet to {fresh}, above its class {class} cap {}",
@@ -464,18 +562,25 @@ impl<S: Store> Issuer<S> {
                 Earmark::MerchantsOnly { expires_at },
             ));
         }
+        // Signed after the group is settled (see `Draft`); the ids do not depend on signatures.
+        let (key_id, note_key) = self.signing_key(now)?;
         for (serial, value, earmark) in wanted {
             if value == Fen::ZERO {
                 continue;
             }
-            let (key_id, key) = self.signing_key(now)?;
-            let note = Note::sign(&key, key_id, serial, value, w, now, earmark);
+            let note = Note {
+                key_id,
+                serial,
+                value,
+                holder: w,
+                issued_at: now,
+                earmark,
+                signature: Signature([0; 64]),
+            };
             if ov.get(&note.id())?.is_some() {
                 return Err(IssuerError::Refused("note serial collision".into()));
             }
             ov.set(note.id(), CoinState::Live { value, holder: w });
-            g.batch
-                .put(keys::with(keys::NOTE, &note.id().0), note.to_bytes());
             if let Earmark::MerchantsOnly { expires_at } = earmark {
                 g.batch
                     .put(earmark_key(&note.id()), expires_at.to_be_bytes().to_vec());
@@ -484,7 +589,6 @@ impl<S: Store> Issuer<S> {
         }
         // A wallet caught cheating in its own sync gets an already-expired certificate.
         let cheating = found.iter().any(|(c, _, _)| *c == w);
-        let (key_id, key) = self.signing_key(now)?;
         let serial = record.cert_serial + 1;
         let cert = Certificate {
             key_id,
@@ -507,15 +611,14 @@ impl<S: Store> Issuer<S> {
                 now + DEFAULT_CERT_SECS
             },
             signature: Signature([0; 64]),
-        }
-        .signed(&key);
+        };
         record.cert_serial = serial;
         record.counter_base = req.counter;
         record.cert_expires_at = cert.expires_at;
         g.batch
             .put(keys::with(keys::WALLET, w.as_bytes()), json(&record)?);
         for (cheater, proof, loss) in found {
-            self.note_double_spend(g, &group.proofs, cheater, &proof, loss, now)?;
+            self.note_double_spend(g, group, cheater, &proof, loss, now)?;
         }
         let t = &mut g.totals;
         t.issued += fresh.0;
@@ -544,7 +647,7 @@ impl<S: Store> Issuer<S> {
             },
             signature: Signature([0; 64]),
         };
-        Ok(Draft { resp })
+        Ok(Draft { resp, note_key })
     }
 
     /// The expiry of coin `id` if it is red-envelope money held by its winner (the earmark index).
@@ -590,17 +693,19 @@ impl<S: Store> Issuer<S> {
     }
 
     /// Records a proven double spend: the proof, the loss against the cheater, the revocation.
+    /// `earlier` is what the group recorded before this request; `loss` is the coin an honest
+    /// holder lost and its value, counted once per coin.
     fn note_double_spend(
         &self,
         g: &mut Group,
-        earlier: &HashSet<[u8; 32]>,
+        earlier: &Group,
         cheater: PublicKey,
         proof: &DoubleSpendProof,
-        loss: Fen,
+        loss: Option<(Id, Fen)>,
         now: u64,
     ) -> Result<(), IssuerError> {
         let pid = proof.id();
-        let known = earlier.contains(&pid.0)
+        let known = earlier.proofs.contains(&pid.0)
             || !g.proofs.insert(pid.0)
             || self.store.get(&keys::with(keys::PROOF, &pid.0))?.is_some();
         if !known {
@@ -608,9 +713,21 @@ impl<S: Store> Issuer<S> {
                 .put(keys::with(keys::PROOF, &pid.0), proof.to_bytes());
             g.totals.double_spends += 1;
         }
-        if loss > Fen::ZERO {
-            *g.losses.entry(*cheater.as_bytes()).or_default() += loss.0;
-            g.totals.losses += loss.0;
+        if let Some((lost, value)) = loss
+            && value > Fen::ZERO
+            && !earlier.lost.contains(&lost)
+            && g.lost.insert(lost)
+            && self
+                .store
+                .get(&keys::with(keys::LOST_COIN, &lost.0))?
+                .is_none()
+        {
+            g.batch.put(
+                keys::with(keys::LOST_COIN, &lost.0),
+                value.0.to_be_bytes().to_vec(),
+            );
+            *g.losses.entry(*cheater.as_bytes()).or_default() += value.0;
+            g.totals.losses += value.0;
         }
         g.revoke.entry(*cheater.as_bytes()).or_insert((
             cheater,
@@ -661,10 +778,11 @@ impl<S: Store> Issuer<S> {
         mut g: Group,
         ov: Overlay<'_, V>,
     ) -> Result<(), IssuerError> {
-        let view = StoreView(&self.store);
         for (id, state) in ov.into_changes() {
-            if let Some(CoinState::Live { holder, .. }) = view.coin(&id)? {
-                g.batch.delete(holder_key(&holder, &id));
+            // The holder index entry of a coin that was live: read the stored state's holder
+            // bytes without decoding the whole state (a spent state carries a whole transfer).
+            if let Some(holder) = self.stored_live_holder(&id)? {
+                g.batch.delete(holder_key_raw(&holder, &id));
             }
             if let CoinState::Live { holder, .. } = &state {
                 g.batch.put(holder_key(holder, &id), Vec::new());
@@ -696,17 +814,41 @@ impl<S: Store> Issuer<S> {
         Ok(())
     }
 
+    /// The holder of coin `id` if its stored state is live (tag 1, value, holder key), as raw
+    /// key bytes.
+    fn stored_live_holder(&self, id: &Id) -> Result<Option<[u8; 32]>, IssuerError> {
+        let Some(v) = self.store.get(&keys::with(keys::COIN, &id.0))? else {
+            return Ok(None);
+        };
+        if v.first() != Some(&1) {
+            return Ok(None);
+        }
+        let holder: [u8; 32] = v
+            .get(9..41)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| IssuerError::Corrupt(format!("coin state {}", id.short())))?;
+        Ok(Some(holder))
+    }
+
     /// Settles an online payment at once: every chain must settle (none already spent), the payee
     /// is credited, and the issuer's signed confirmation is final for the payee. A replay of the
     /// same payment returns the same confirmation.
     pub fn pay_online(&self, payment: &Payment, now: u64) -> Result<Confirmation, IssuerError> {
+        let checked = self.precheck_payment(payment, now);
+        self.pay_online_prechecked(vec![(payment, checked, now)])
+            .pop()
+            .unwrap_or_else(|| Err(IssuerError::Refused("empty".into())))
+    }
+
+    /// Checks an online payment with no lock (so it can run on every core): its structure, the
+    /// payer's certificate and limits, the payee, and every signature the ledger has not already
+    /// checked (notes it issued and transfers it recorded are skipped, as in [`Issuer::precheck`]).
+    pub fn precheck_payment(
+        &self,
+        payment: &Payment,
+        now: u64,
+    ) -> Result<VerifiedPayment, IssuerError> {
         let keyset = self.keyset()?;
-        let pid = payment.id();
-        let _guard = self.lock();
-        if let Some(v) = self.store.get(&keys::with(keys::ONLINE, &pid.0))? {
-            return Confirmation::decode(&v)
-                .map_err(|e| IssuerError::Corrupt(format!("confirmation: {e}")));
-        }
         let rl = self.revocations()?;
         let payee = self.wallet(&payment.payee)?.ok_or_else(|| {
             IssuerError::UnknownWallet(format!(
@@ -719,47 +861,147 @@ impl<S: Store> Issuer<S> {
             now,
             revoked: Some(&rl),
         };
-        let verified = payment.verify(&ctx, &payment.payee, payee.kind)?;
+        let mut checks = Vec::new();
+        let verified = payment.check_structure(&ctx, &payment.payee, payee.kind, &mut checks)?;
+        // Signing bytes hash to the message id, so a check is matched to the note or transfer it
+        // covers by hashing its bytes.
+        let view = StoreView(&self.store);
+        let mut known: HashSet<Id> = HashSet::new();
+        for info in &verified.coins {
+            if view.coin(&info.note_id)?.is_some() {
+                known.insert(info.note_id);
+            }
+        }
+        for link in &verified.links {
+            if matches!(view.coin(&link.input)?, Some(CoinState::Spent { transfer, .. }) if transfer.id() == link.transfer)
+            {
+                known.insert(link.transfer);
+            }
+        }
+        if !known.is_empty() {
+            checks.retain(|c| !known.contains(&Id::hash(&c.msg)));
+        }
+        verify_signatures(&checks)?;
+        Ok(verified)
+    }
+
+    /// Settles online payments checked by [`Issuer::precheck_payment`] as one group: each against
+    /// the changes of those before it, all committed in one atomic, durable batch. A payment that
+    /// meets a double spend is refused, and the proof and the revocation are still recorded.
+    pub fn pay_online_prechecked(
+        &self,
+        items: Vec<(&Payment, Result<VerifiedPayment, IssuerError>, u64)>,
+    ) -> Vec<Result<Confirmation, IssuerError>> {
+        let _guard = self.lock();
+        let n = items.len();
+        match self.pay_group(items) {
+            Ok(results) => results,
+            Err(e) => {
+                let msg = e.to_string();
+                (0..n)
+                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    fn pay_group(
+        &self,
+        items: Vec<(&Payment, Result<VerifiedPayment, IssuerError>, u64)>,
+    ) -> Result<Vec<Result<Confirmation, IssuerError>>, IssuerError> {
         let view = StoreView(&self.store);
         let mut ov = Overlay::new(&view);
-        let root = self.root.public();
-        let mut settled = 0u64;
-        let mut restricted = Vec::new();
-        for (coin, info) in payment.coins.iter().zip(&verified.coins) {
-            let o = settle_chain(&mut ov, coin, info, &root, &payment.payer())?;
-            restricted.extend(o.restricted.iter().copied());
-            if let Some((cheater, proof)) = &o.double_spend {
-                // Refused, but the proof and the revocation are recorded (no coin changes).
-                let mut g = Group::new();
-                self.note_double_spend(&mut g, &HashSet::new(), *cheater, proof, Fen::ZERO, now)?;
-                let rl = self.apply_revocations(&mut g, self.revocations()?, now)?;
-                let _ = rl;
-                let empty = Overlay::new(&view);
-                self.commit_group(g, empty)?;
-            }
-            if o.result.status != CoinStatus::Accepted {
-                let why = match o.result.reason {
-                    RejectReason::DoubleSpend => {
-                        "a coin in it was already spent (double spend)".to_string()
-                    }
-                    RejectReason::None => "a coin in it was already settled".to_string(),
-                    other => format!("a coin in it was rejected ({})", other.as_str()),
-                };
-                return Err(IssuerError::Verify(VerifyError::BadPayment(why)));
-            }
-            settled += o.settled_transfers as u64;
-        }
-        let conf = Confirmation::sign(&self.root, payment, now);
         let mut g = Group::new();
-        g.totals.settled_transfers = settled;
-        g.batch
-            .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
-        for (id, expires_at) in restricted {
+        let rl = self.revocations()?;
+        let root = self.root.public();
+        let mut out: Vec<Result<Option<Confirmation>, IssuerError>> = Vec::new();
+        let mut seen: HashSet<Id> = HashSet::new();
+        let mut last_now = 0;
+        for (payment, checked, now) in items {
+            last_now = last_now.max(now);
+            let pid = payment.id();
+            if let Some(v) = self.store.get(&keys::with(keys::ONLINE, &pid.0))? {
+                out.push(
+                    Confirmation::decode(&v)
+                        .map(Some)
+                        .map_err(|e| IssuerError::Corrupt(format!("confirmation: {e}"))),
+                );
+                continue;
+            }
+            let verified = match checked {
+                Ok(v) => v,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            if !seen.insert(pid) {
+                out.push(Err(IssuerError::Refused(
+                    "the same payment twice in one group".into(),
+                )));
+                continue;
+            }
+            // Revoked since the check (by the list or earlier in this group)? The payer and
+            // every signer along the chains, as the check itself did.
+            let payer = payment.payer();
+            let revoked = |k: &PublicKey| rl.is_revoked(k) || g.revoke.contains_key(k.as_bytes());
+            if let Some(k) = std::iter::once(&payer)
+                .chain(verified.links.iter().map(|l| &l.signer))
+                .find(|k| revoked(k))
+            {
+                out.push(Err(IssuerError::Verify(VerifyError::Revoked(k.address()))));
+                continue;
+            }
+            let mut child = Overlay::new(&ov);
+            let mut part = Group::new();
+            let mut refused = None;
+            for (coin, info) in payment.coins.iter().zip(&verified.coins) {
+                let mut o = settle_chain(&mut child, coin, info, &root, &payer)?;
+                o.sign_collection(&self.root);
+                if let Some((cheater, proof)) = &o.double_spend {
+                    // Refused, but the proof and the revocation are kept (no coin changes).
+                    // The payee is refused, so nothing is lost through this transfer here; if
+                    // an honest wallet holds it, its own sync counts the loss.
+                    self.note_double_spend(&mut g, &Group::new(), *cheater, proof, None, now)?;
+                }
+                if o.result.status != CoinStatus::Accepted {
+                    let why = match o.result.reason {
+                        RejectReason::DoubleSpend => {
+                            "a coin in it was already spent (double spend)".to_string()
+                        }
+                        RejectReason::None => "a coin in it was already settled".to_string(),
+                        other => format!("a coin in it was rejected ({})", other.as_str()),
+                    };
+                    refused = Some(IssuerError::Verify(VerifyError::BadPayment(why)));
+                    break;
+                }
+                part.totals.settled_transfers += o.settled_transfers as u64;
+                for (id, expires_at) in &o.restricted {
+                    part.batch
+                        .put(earmark_key(id), expires_at.to_be_bytes().to_vec());
+                }
+            }
+            if let Some(e) = refused {
+                out.push(Err(e));
+                continue;
+            }
+            ov.absorb(child.into_changes());
+            g.merge(part);
+            let conf = Confirmation::sign(&self.root, payment, now);
             g.batch
-                .put(earmark_key(&id), expires_at.to_be_bytes().to_vec());
+                .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
+            out.push(Ok(Some(conf)));
         }
+        self.apply_revocations(&mut g, rl, last_now)?;
         self.commit_group(g, ov)?;
-        Ok(conf)
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.and_then(|c| {
+                    c.ok_or_else(|| IssuerError::Refused("internal: no confirmation".into()))
+                })
+            })
+            .collect())
     }
 
     /// Revokes a wallet key by operator decision (lost, stolen, fraud) or with a proof.

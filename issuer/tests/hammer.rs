@@ -13,7 +13,7 @@
 //! a wallet's sync request re-signed by another key (claiming its credits), another wallet's
 //! payment re-sent online after it was spent, unknown wallets, operator calls without the token,
 //! unknown routes and methods. Replaying another wallet's registration is checked on its own
-//! (known defect D5).
+//! (known defect D5, fixed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -611,11 +611,11 @@ fn sixty_four_bad_clients_and_honest_wallets_keep_syncing() {
     let _ = resp.body_mut().read_to_string();
 }
 
-/// Known defect D5 (docs/testing.md): a wallet's registration is public (it rides in files and
-/// over the wire), and anyone who replays it to `/v1/register` gets a 200 and re-certifies that
-/// wallet, in the class of the replayer's choosing.
+/// Known defect D5 (docs/testing.md), fixed: a wallet's registration is public (it rides in files
+/// and over the wire), and anyone could replay it to `/v1/register` and re-certify that wallet in
+/// the class of their choosing. A key already certified is now `409 conflict` unless the request
+/// asks for exactly the certificate it holds, which comes back unchanged.
 #[test]
-#[ignore = "known defect D5: a replayed registration re-certifies another wallet"]
 fn replaying_another_wallets_registration_is_refused() {
     let srv = start();
     let url = format!("http://{}", srv.addr);
@@ -638,10 +638,29 @@ fn replaying_another_wallets_registration_is_refused() {
     };
     let (s, b) = register("I");
     assert_eq!(s, 200, "{b}");
-    // Somebody else replays it, asking for class IV.
-    let (s, b) = register("IV");
-    assert_stable_4xx("replayed registration", s, &b, &["conflict", "refused"]);
+    let cert: Certificate = msg(&b["certificate"]);
+    // Somebody else replays it, asking for another class: refused, nothing changes.
+    for class in ["IV", "II"] {
+        let (s, b) = register(class);
+        assert_stable_4xx("replayed registration", s, &b, &["conflict"]);
+        assert_eq!(s, 409, "{b}");
+        assert!(
+            b["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("already certified")),
+            "{b}"
+        );
+    }
     let rec = srv.issuer.wallet(&reg.wallet).unwrap().unwrap();
     assert_eq!(rec.class, "I", "the wallet's class is unchanged");
+    assert_eq!(rec.cert_serial, 1, "no new certificate");
+    // Replayed as it was: the certificate the wallet holds, unchanged, and still no new one.
+    let (s, b) = register("I");
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(msg::<Certificate>(&b["certificate"]), cert);
+    assert_eq!(
+        srv.issuer.wallet(&reg.wallet).unwrap().unwrap().cert_serial,
+        1
+    );
     let _ = Registration::decode(&reg.to_bytes()).unwrap();
 }

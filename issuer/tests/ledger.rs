@@ -76,9 +76,9 @@ fn double_spend_first_settled_wins_revocation_spreads_offline() {
         .expect("a rejection");
     assert_eq!(rej.reason, RejectReason::DoubleSpend);
     let proof = rej.proof.as_ref().expect("proof");
-    assert!(proof.verify().is_ok());
+    assert!(proof.verify(&x.iss.keyset().unwrap()).is_ok());
     assert_eq!(
-        proof.signer,
+        proof.signer(),
         alice.public(),
         "the proof names exactly the cheater"
     );
@@ -451,8 +451,231 @@ fn verify_once_still_checks_every_new_signature() {
     // Nothing is lost: the note is still the wallet's at the ledger, so it is collected instead.
     assert_eq!(bad.collected, vec![coin.id()]);
     assert_eq!(bad.notes[0].value, Fen(5_000));
-    // The chain itself is now refused as already redeemed, whatever its signature.
+    // Refreshing it again, validly signed this time, would credit the note twice: the key signed a
+    // transfer of a coin collected for it, a collected-then-spent double spend (docs/adr/0005).
     let again = x.iss.sync(&refresh(true, 2), x.now).unwrap();
-    assert_eq!(again.results[0].reason, RejectReason::AlreadyRedeemed);
+    assert_eq!(again.results[0].reason, RejectReason::DoubleSpend);
+    let proof = again.results[0].proof.as_ref().unwrap();
+    assert_eq!((proof.kind(), proof.signer()), (2, key.public()));
+    assert!(proof.verify(&x.iss.keyset().unwrap()).is_ok());
+    assert!(again.revocations.is_revoked(&key.public()));
+    x.audit();
+}
+
+/// D6 (docs/testing.md), fixed: a sync collects credits only as far as the wallet's class balance
+/// cap allows; the rest stays live at the issuer and is collected once there is room.
+#[test]
+fn a_sync_collects_credits_only_up_to_the_class_cap() {
+    let mut x = World::new(11);
+    let payer = x.wallet(WalletKind::Personal, WalletClass::I);
+    let small = x.wallet(WalletKind::Personal, WalletClass::IV);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&payer, 2_000);
+    // Two online payments of 450.00 and one of 300.00: 1,200.00 in credits for a class IV wallet
+    // whose cap is 1,000.00.
+    for fen in [45_000, 45_000, 30_000] {
+        let p = payer
+            .pay(
+                PayTarget::Direct {
+                    to: small.public(),
+                    amount: Fen(fen),
+                },
+                x.now,
+                &mut x.rng,
+            )
+            .unwrap();
+        let conf = x.iss.pay_online(&p, x.now).unwrap();
+        payer.confirm_online(&conf, x.now).unwrap();
+    }
+    let cap = WalletClass::IV.default_limits().balance_max.0;
+    let first = x.sync(&small);
+    let held = total(&small, x.now);
+    assert!(held <= cap, "collected {held} fen, over the cap {cap}");
+    assert!(held > 0, "something was collected");
+    assert!(first.collected.len() < 3, "a credit was left for later");
+    x.audit();
+    // Spending makes room; the next sync collects the rest.
+    x.now += 60;
+    x.pay(&small, &shop, 50_000).unwrap();
+    x.sync(&small);
+    assert_eq!(
+        total(&small, x.now),
+        120_000 - 50_000,
+        "every credit collected in the end"
+    );
+    assert!(total(&small, x.now) <= cap);
+    x.audit();
+}
+
+/// D1 (docs/testing.md), fixed: a cheater's backup copy syncs and the issuer collects, for the
+/// cheater's key, a payment another wallet settled to it; the original device then pays that coin
+/// to a shop. The shop's chain meets the collected coin: a double spend, proven by the issuer's
+/// statement of the collection and the cheater's transfer. The cheater is revoked and the shop's
+/// loss booked against it, as for any double spend.
+#[test]
+fn a_coin_collected_for_a_cheater_then_spent_by_it_is_a_proven_double_spend() {
+    use tongbao::protocol::proof::DoubleSpendProof;
+    let mut x = World::new(7);
+    let kay = x.wallet(WalletKind::Personal, WalletClass::II);
+    let payer = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&kay, 10);
+    x.fund(&payer, 100);
+    let backup = Wallet::open(kay.store().snapshot()).unwrap();
+    // The payer pays kay 30.00 and syncs: the coin is live at the ledger for kay.
+    x.pay(&payer, &kay, 3_000).unwrap();
+    x.sync(&payer);
+    // Kay's backup syncs: it collects the 30.00 (it never received the payment).
+    let collected = x.sync(&backup);
+    assert_eq!(collected.collected.len(), 1);
+    let coin = collected.collected[0];
+    assert!(kay.coins().unwrap().iter().any(|c| c.id() == coin));
+    // Kay's original device pays the same 30.00 to the shop, which syncs.
+    x.now += 60;
+    x.pay(&kay, &shop, 3_000).unwrap();
+    x.now += 60;
+    let r = x.sync(&shop);
+    let rej = r
+        .results
+        .iter()
+        .find(|c| c.status == CoinStatus::Rejected)
+        .expect("the shop's chain is rejected");
+    assert_eq!(rej.reason, RejectReason::DoubleSpend);
+    let proof = rej.proof.as_ref().expect("with its proof");
+    assert_eq!(
+        (proof.kind(), proof.signer(), proof.coin()),
+        (2, kay.public(), coin)
+    );
+    assert!(proof.verify(&x.iss.keyset().unwrap()).is_ok());
+    let DoubleSpendProof::CollectedThenSpent(p) = proof else {
+        panic!("collected, then spent");
+    };
+    assert_eq!(p.collection.sync_id, collected.sync_id);
+    assert_eq!(p.collection.collected_at, collected.time);
+    assert_eq!(p.collection.value, Fen(3_000));
+    assert!(
+        r.revocations.is_revoked(&kay.public()),
+        "the cheater is revoked"
+    );
+    assert_eq!(total(&shop, x.now), 0, "the shop is not credited");
+    let stats = x.iss.stats().unwrap();
+    assert_eq!(stats.double_spends, 1);
+    assert_eq!(
+        stats.losses_fen, 3_000,
+        "the shop's loss, booked against kay"
+    );
+    assert_eq!(stats.revoked, 1);
+    x.audit();
+}
+
+/// The same double spend met online: the payment is refused, the proof and the revocation are
+/// kept, and nothing is lost (the payee took nothing).
+#[test]
+fn a_collected_coin_paid_online_by_its_holder_is_refused_and_proven() {
+    let mut x = World::new(9);
+    let kay = x.wallet(WalletKind::Personal, WalletClass::II);
+    let payer = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&payer, 100);
+    let backup = Wallet::open(kay.store().snapshot()).unwrap();
+    x.pay(&payer, &kay, 2_000).unwrap();
+    x.sync(&payer);
+    assert_eq!(x.sync(&backup).collected.len(), 1);
+    let p = kay
+        .pay(
+            PayTarget::Direct {
+                to: shop.public(),
+                amount: Fen(2_000),
+            },
+            x.now,
+            &mut x.rng,
+        )
+        .unwrap();
+    let err = x.iss.pay_online(&p, x.now).unwrap_err();
+    assert!(err.to_string().contains("double spend"), "{err}");
+    let stats = x.iss.stats().unwrap();
+    assert_eq!(
+        (stats.double_spends, stats.revoked, stats.losses_fen),
+        (1, 1, 0)
+    );
+    assert!(x.iss.revocations().unwrap().is_revoked(&kay.public()));
+    x.audit();
+}
+
+/// An honest wallet is never caught by a collected-then-spent proof. It makes its sync request,
+/// then receives a payment offline while the request is pending; the payer settles first, so the
+/// sync, reaching the issuer afterwards, collects that coin too. Applying the answer drops the coin
+/// (its value is in the fresh note), so the wallet holds the value once and can never spend the
+/// coin itself; it cannot pay at all while the sync is pending.
+#[test]
+fn an_honest_wallet_drops_a_coin_its_pending_sync_collected() {
+    let mut x = World::new(13);
+    let honest = x.wallet(WalletKind::Personal, WalletClass::II);
+    let payer = x.wallet(WalletKind::Personal, WalletClass::II);
+    let shop = x.wallet(WalletKind::Merchant, WalletClass::I);
+    x.fund(&honest, 50);
+    x.fund(&payer, 100);
+    let req = honest
+        .begin_sync(Fen::ZERO, Fen::ZERO, x.now, &mut x.rng)
+        .unwrap();
+    // Received offline while the sync is pending.
+    let p = payer
+        .pay(
+            PayTarget::Direct {
+                to: honest.public(),
+                amount: Fen(2_000),
+            },
+            x.now,
+            &mut x.rng,
+        )
+        .unwrap();
+    honest.receive(&p, x.now).unwrap();
+    let coin = p.coins[0].id();
+    assert!(honest.coins().unwrap().iter().any(|c| c.id() == coin));
+    assert_eq!(
+        total(&honest, x.now),
+        2_000,
+        "the 50.00 is in the pending request"
+    );
+    // Paying is refused while the sync is pending: the issuer may collect what arrived meanwhile.
+    let refused = honest.pay(
+        PayTarget::Direct {
+            to: shop.public(),
+            amount: Fen(1_000),
+        },
+        x.now,
+        &mut x.rng,
+    );
+    assert!(
+        matches!(refused, Err(WalletError::Refused(_))),
+        "{refused:?}"
+    );
+    // The payer settles first; then the pending request reaches the issuer and collects the coin.
+    x.now += 60;
+    x.sync(&payer);
+    let resp = x.iss.sync(&req, x.now).unwrap();
+    assert_eq!(resp.collected, vec![coin]);
+    honest.apply_sync(&resp, x.now).unwrap();
+    assert!(
+        honest.coins().unwrap().iter().all(|c| c.id() != coin),
+        "the collected coin is dropped"
+    );
+    assert_eq!(total(&honest, x.now), 7_000, "50.00 + 20.00, once");
+    // The coin is gone for good: the payment file again is refused, and what the wallet pays now
+    // comes from its fresh note, which settles without any double spend.
+    assert!(honest.receive(&p, x.now).is_err());
+    x.now += 60;
+    x.pay(&honest, &shop, 7_000).unwrap();
+    assert_eq!(total(&honest, x.now), 0);
+    let r = x.sync(&shop);
+    assert!(
+        r.results.iter().all(|c| c.status != CoinStatus::Rejected),
+        "{:?}",
+        r.results
+    );
+    assert_eq!(total(&shop, x.now), 7_000);
+    x.sync(&honest);
+    let stats = x.iss.stats().unwrap();
+    assert_eq!((stats.double_spends, stats.revoked), (0, 0));
     x.audit();
 }

@@ -356,14 +356,11 @@ struct Model {
     cod_seq: u32,
     /// Cheaters named by a proof in a rejection an honest wallet got.
     proven: BTreeSet<usize>,
-    /// Rejections of known defect D1 tolerated.
-    known_d1: u64,
-    /// Honest wallets whose pending sync cannot be applied (known defect D4).
-    stuck: BTreeSet<usize>,
-}
-
-fn strict() -> bool {
-    std::env::var_os("TONGBAO_MODEL_STRICT").is_some()
+    /// Rejections honest wallets got with a collected-then-spent proof (kind 2, formerly D1).
+    collected_then_spent: u64,
+    /// Coins lost by their holders (honest or not) to someone else's double spend, as each
+    /// holder's refresh was rejected: (coin, value). The ledger's losses must add up to these.
+    lost_coins: BTreeMap<Id, u64>,
 }
 
 fn role(i: usize) -> (WalletKind, WalletClass) {
@@ -449,8 +446,8 @@ impl Model {
             caused: BTreeMap::new(),
             cod_seq: 0,
             proven: BTreeSet::new(),
-            known_d1: 0,
-            stuck: BTreeSet::new(),
+            collected_then_spent: 0,
+            lost_coins: BTreeMap::new(),
         };
         for i in 0..WALLETS {
             let (kind, class) = role(i);
@@ -1115,26 +1112,15 @@ impl Model {
         }
     }
 
-    /// Checks a rejection an honest wallet got: a double spend, with a proof naming exactly a
-    /// cheater. Returns the cheater. Known defect D1 (docs/testing.md) is tolerated unless
-    /// `TONGBAO_MODEL_STRICT` is set: a cheater spends a coin the issuer collected for its backup
-    /// copy, and the payee's chain is rejected as already redeemed, with no proof.
+    /// Checks a rejection an honest wallet got: a double spend, with a proof (of either kind:
+    /// two spends, or collected then spent) naming exactly a cheater. Returns the cheater. (Known
+    /// defect D1, a coin collected for a cheater's backup copy and spent by the original, rejected
+    /// as already redeemed with no proof, is fixed: it is a collected-then-spent double spend.)
     fn honest_rejection(
         &mut self,
         who: usize,
-        chain: &Coin,
         r: &tongbao::protocol::sync::CoinResult,
     ) -> R<usize> {
-        if r.reason == RejectReason::AlreadyRedeemed
-            && !strict()
-            && let Walk::Dead { signer } = self.walk(chain)?
-            && self.is_cheater_key(&signer)
-        {
-            self.known_d1 += 1;
-            return self
-                .who(&signer)
-                .ok_or_else(|| "unknown cheater".to_string());
-        }
         ensure!(
             r.reason == RejectReason::DoubleSpend,
             "honest wallet {who}'s chain {} rejected: {} (no proof)",
@@ -1142,15 +1128,19 @@ impl Model {
             r.reason.as_str()
         );
         let proof = r.proof.as_ref().ok_or("a double spend without its proof")?;
-        ensure!(proof.verify().is_ok(), "a proof that does not verify");
+        let keys = self.iss.keyset().map_err(e("keyset"))?;
+        ensure!(proof.verify(&keys).is_ok(), "a proof that does not verify");
         ensure!(
-            self.is_cheater_key(&proof.signer),
+            self.is_cheater_key(&proof.signer()),
             "a proof naming {} (not a cheater)",
-            proof.signer.short()
+            proof.signer().short()
         );
         let c = self
-            .who(&proof.signer)
+            .who(&proof.signer())
             .ok_or("a proof naming an unknown key")?;
+        if proof.kind() == 2 {
+            self.collected_then_spent += 1;
+        }
         self.proven.insert(c);
         Ok(c)
     }
@@ -1210,33 +1200,43 @@ impl Model {
     ) -> R {
         let honest = self.honest(who) && copy == 0;
         let w = &self.wallets[who][copy];
-        match w.apply_sync(resp, self.now) {
-            Ok(_) => {}
-            Err(err) => {
-                // Known defect D4 (docs/testing.md): the issuer replays a lost answer as stored,
-                // with the key set of then; a wallet that learnt a newer key set meanwhile
-                // refuses it, and the pending sync is stuck.
-                if honest && !strict() && err.to_string().contains("older than the one held") {
-                    self.stuck.insert(who);
-                    self.lost_responses.insert((who, copy), resp.clone());
-                    return Ok(());
-                }
-                ensure!(
-                    !honest,
-                    "honest wallet {who} could not apply its sync: {err}"
-                );
-                return Ok(());
-            }
+        // The issuer replays a lost answer as stored, with the key set of then: a wallet that
+        // learnt a newer one meanwhile applies it and keeps the newer set (known defect D4, fixed).
+        let held = w.keyset().map_err(e("keyset"))?;
+        if let Err(err) = w.apply_sync(resp, self.now) {
+            ensure!(
+                !honest,
+                "honest wallet {who} could not apply its sync: {err}"
+            );
+            return Ok(());
         }
-        self.stuck.remove(&who);
+        let kept = w.keyset().map_err(e("keyset"))?;
+        ensure!(
+            kept.set_version == held.set_version.max(resp.keyset.set_version),
+            "wallet {who} holds key set version {} after a sync answered with version {} while it held {}",
+            kept.set_version,
+            resp.keyset.set_version,
+            held.set_version
+        );
         ensure!(
             matches!(w.apply_sync(resp, self.now), Err(WalletError::Replay(_))),
             "a sync response applied twice"
         );
         let root = self.iss.root();
+        let me = w.public();
         for (c, r) in req.coins.iter().zip(&resp.results) {
+            if r.reason == RejectReason::DoubleSpend
+                && is_refresh(c, &root)
+                && r.proof.as_ref().is_some_and(|p| p.signer() != me)
+            {
+                // The coin refreshed: the input of the last hop.
+                let ids = chain_ids(c);
+                if let Some(lost) = ids.len().checked_sub(2).and_then(|i| ids.get(i)) {
+                    self.lost_coins.entry(*lost).or_insert(r.value.0);
+                }
+            }
             if r.status == CoinStatus::Rejected && self.honest(who) {
-                let cheater = self.honest_rejection(who, c, r)?;
+                let cheater = self.honest_rejection(who, r)?;
                 if is_refresh(c, &root) {
                     self.lost[who] += r.value.0;
                     *self.caused.entry(cheater).or_default() += r.value.0;
@@ -1449,9 +1449,9 @@ impl Model {
             );
             for p in w.proofs().map_err(e("proofs"))? {
                 ensure!(
-                    self.is_cheater_key(&p.signer),
+                    self.is_cheater_key(&p.signer()),
                     "wallet {i} holds a proof against {} (not a cheater)",
-                    p.signer.short()
+                    p.signer().short()
                 );
             }
         }
@@ -1497,8 +1497,7 @@ impl Model {
         }
         let rl = self.iss.revocations().map_err(e("rl"))?;
         let revoked = |i: usize| rl.is_revoked(&self.keys[i]);
-        for i in (0..WALLETS).filter(|&i| self.honest(i) && !revoked(i) && !self.stuck.contains(&i))
-        {
+        for i in (0..WALLETS).filter(|&i| self.honest(i) && !revoked(i)) {
             let w = self.w(i);
             ensure!(
                 w.pending_sync().map_err(e("pending"))?.is_none(),
@@ -1513,18 +1512,25 @@ impl Model {
             }
         }
         for p in &self.payments {
-            if p.received
-                || !self.honest(p.payee)
-                || revoked(p.payee)
-                || self.stuck.contains(&p.payee)
-            {
+            if p.received || !self.honest(p.payee) || revoked(p.payee) {
                 continue;
             }
             for c in &p.payment.coins {
                 if self.collected[p.payee].contains(&c.id()) {
                     continue;
                 }
-                if let Walk::Alive { .. } = self.walk(c)? {
+                if let Walk::Alive { anchor, .. } = self.walk(c)? {
+                    // Settled to the payee but left live by its class balance cap (D6): collected
+                    // once the payee has room.
+                    let cap = role(p.payee).1.default_limits().balance_max.0;
+                    let held = self
+                        .w(p.payee)
+                        .balance(self.now)
+                        .map_err(e("balance"))?
+                        .total_fen;
+                    if anchor == c.id() && held + c.value().0 > cap {
+                        continue;
+                    }
                     ensure!(
                         !self.honest(p.payer) || revoked(p.payer),
                         "payment of {} from honest wallet {} to {} never reached its payee",
@@ -1544,7 +1550,7 @@ impl Model {
         }
         for (&c, &loss) in &self.caused {
             ensure!(
-                loss == 0 || revoked(c) || (self.known_d1 > 0 && !strict()),
+                loss == 0 || revoked(c),
                 "cheater {c} cost honest wallets {loss} and is not revoked"
             );
         }
@@ -1565,6 +1571,16 @@ fn run_script(steps: &[Step]) -> R {
     m.settle_all()
         .map_err(|err| format!("settling at the end: {err}"))?;
     let st = m.iss.stats().map_err(e("stats"))?;
+    // Once everything is home, the ledger's losses are exactly what holders lost to others'
+    // double spends, each lost coin once (D2); honest wallets' losses are among them (D1 fixed:
+    // a coin collected for a cheater and spent by it again is a proven double spend too).
+    let lost: u64 = m.lost_coins.values().sum();
+    let honest: u64 = m.caused.values().sum();
+    ensure!(
+        st.losses_fen == lost && honest <= lost,
+        "the ledger records losses of {} fen; holders lost {lost}, honest wallets {honest}",
+        st.losses_fen
+    );
     let mut c = COVERAGE.lock().unwrap_or_else(|p| p.into_inner());
     c.scripts += 1;
     c.steps += steps.len() as u64;
@@ -1574,8 +1590,7 @@ fn run_script(steps: &[Step]) -> R {
     c.double_spends += st.double_spends;
     c.honest_losses += m.caused.values().sum::<u64>();
     c.revoked += st.revoked;
-    c.known_d1 += m.known_d1;
-    c.known_d4 += m.stuck.len() as u64;
+    c.collected_then_spent += m.collected_then_spent;
     Ok(())
 }
 
@@ -1590,8 +1605,7 @@ struct Coverage {
     double_spends: u64,
     honest_losses: u64,
     revoked: u64,
-    known_d1: u64,
-    known_d4: u64,
+    collected_then_spent: u64,
 }
 
 static COVERAGE: std::sync::Mutex<Coverage> = std::sync::Mutex::new(Coverage {
@@ -1603,8 +1617,7 @@ static COVERAGE: std::sync::Mutex<Coverage> = std::sync::Mutex::new(Coverage {
     double_spends: 0,
     honest_losses: 0,
     revoked: 0,
-    known_d1: 0,
-    known_d4: 0,
+    collected_then_spent: 0,
 });
 
 fn render(steps: &[Step]) -> String {
@@ -1677,11 +1690,13 @@ fn scripted(steps: &[Step]) {
     }
 }
 
-/// Known defect D1 (docs/testing.md): run with `TONGBAO_MODEL_STRICT=1` to see it fail.
+/// Known defect D1 (docs/testing.md), fixed: wallet 1's backup syncs and collects wallet 2's
+/// payment to it; the original pays that coin to wallet 3. Wallet 3's chain is rejected as a double
+/// spend with a collected-then-spent proof against wallet 1, which is revoked; the loss is booked.
 #[test]
 fn script_cheater_spends_a_coin_its_backup_had_collected() {
     use Delivery::Now;
-    scripted(&[
+    let steps = [
         Step::Backup { who: 1 },
         Step::Pay {
             from: 2,
@@ -1708,14 +1723,38 @@ fn script_cheater_spends_a_coin_its_backup_had_collected() {
             redeem_fen: 0,
             lose: false,
         },
-    ]);
+    ];
+    scripted(&steps);
+    let mut m = Model::new().unwrap();
+    for s in &steps {
+        m.apply(s).unwrap();
+    }
+    // Right after wallet 3's sync: its refresh was rejected with a collected-then-spent proof
+    // against wallet 1, which is revoked, and the 30.00 is booked as a loss against it.
+    let (_, resp) = &m.last_settled[&(3, 0)];
+    let proofs: Vec<_> = resp
+        .results
+        .iter()
+        .filter_map(|r| r.proof.as_ref())
+        .collect();
+    assert_eq!(proofs.len(), 1, "{:?}", resp.results);
+    assert_eq!((proofs[0].kind(), proofs[0].signer()), (2, m.keys[1]));
+    assert!(resp.revocations.is_revoked(&m.keys[1]));
+    let st = m.iss.stats().unwrap();
+    assert_eq!((st.double_spends, st.losses_fen), (1, 3_000));
+    assert_eq!(
+        m.caused.get(&1),
+        Some(&3_000),
+        "wallet 3 lost 30.00 to wallet 1"
+    );
+    assert_eq!(m.collected_then_spent, 1);
 }
 
-/// Known defect D2 (docs/testing.md): the ledger records the loss of one double-spent coin once
-/// per chain that brings it home (here the payer's report of its onward payment and the payee's
-/// refresh of the same coin), so `losses_fen` says 150.00 where the honest wallets lost 100.00.
+/// Known defect D2 (docs/testing.md), fixed: the ledger recorded the loss of one double-spent coin
+/// once per chain that brought it home (here the payer's report of its onward payment, its change
+/// and the payee's refresh of the same coin), so `losses_fen` said 150.00 where the honest wallets
+/// lost 100.00. It now counts, once per losing transfer, what that transfer paid to others.
 #[test]
-#[ignore = "known defect D2: losses counted once per chain presented, not once per lost coin"]
 fn script_losses_along_a_chain_are_counted_once() {
     use Delivery::Now;
     let steps = [
@@ -1768,10 +1807,12 @@ fn script_losses_along_a_chain_are_counted_once() {
     assert_eq!(st.losses_fen, honest, "ledger losses against the cheater");
 }
 
-/// Known defect D4 (docs/testing.md): run with `TONGBAO_MODEL_STRICT=1` to see it fail.
+/// Known defect D4 (docs/testing.md), fixed: wallet 4's answer is lost; the issuer rotates its
+/// keys; wallet 4 learns the new key set from a payment that carries it; its retry gets the stored
+/// answer, with the key set of then. The wallet applies it and keeps the newer set.
 #[test]
 fn script_lost_answer_replayed_after_a_key_rotation() {
-    scripted(&[
+    let steps = [
         Step::Sync {
             who: 4,
             topup_yuan: 0,
@@ -1785,5 +1826,37 @@ fn script_lost_answer_replayed_after_a_key_rotation() {
             to: 4,
             fen: 1,
         },
-    ]);
+    ];
+    scripted(&steps);
+    let mut m = Model::new().unwrap();
+    for s in &steps {
+        m.apply(s).unwrap();
+    }
+    let w = m.w(4);
+    let (req, lost) = (
+        w.pending_sync()
+            .unwrap()
+            .expect("the lost answer's sync is pending"),
+        m.lost_responses[&(4, 0)].clone(),
+    );
+    assert_eq!(
+        w.keyset().unwrap().set_version,
+        2,
+        "the payment carried the new key set"
+    );
+    assert_eq!(
+        lost.keyset.set_version, 1,
+        "the stored answer has the old key set"
+    );
+    // The retry: the same request, the stored answer, applied.
+    let replay = m.iss.sync(&req, m.now).unwrap();
+    assert_eq!(replay, lost, "the issuer replays the stored answer");
+    let w = m.w(4);
+    w.apply_sync(&replay, m.now).unwrap();
+    assert!(w.pending_sync().unwrap().is_none());
+    assert_eq!(
+        w.keyset().unwrap(),
+        m.iss.keyset().unwrap(),
+        "the newer key set is kept"
+    );
 }

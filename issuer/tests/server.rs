@@ -289,6 +289,85 @@ fn health_keys_revocations_and_register() {
     srv.stop();
 }
 
+/// `wallet init --issuer` run again after the issuer certified the wallet but the answer was lost:
+/// the same registration gets the same certificate back, byte for byte (even after a key
+/// rotation), and no new one. Anything that would change the certificate is `409 conflict`
+/// (known defect D5, fixed); the operator may still re-certify.
+#[test]
+fn registering_again_gets_the_same_certificate_and_nothing_else() {
+    let srv = start();
+    let ks = srv.keyset();
+    let (w, reg) = Wallet::create(
+        MemStore::new(),
+        WalletKind::Personal,
+        None,
+        ks.clone(),
+        NOW,
+        &mut rand::rng(),
+    )
+    .expect("wallet");
+    let register = |class: Option<&str>| {
+        let mut body = json!({ "registration": hex_of(&reg) });
+        if let Some(c) = class {
+            body["class"] = json!(c);
+        }
+        srv.post("/v1/register", &body)
+    };
+    let first: Certificate = msg(&srv.ok(register(Some("II")))["certificate"]);
+    // The answer is lost; meanwhile the issuer rotates its keys.
+    srv.ok(srv.op("/v1/operator/keys/rotate", &json!({})));
+    let again = srv.ok(register(Some("II")));
+    let second: Certificate = msg(&again["certificate"]);
+    assert_eq!(second, first, "the same certificate, unchanged");
+    assert_eq!(second.to_bytes(), first.to_bytes());
+    let rec = srv
+        .issuer
+        .wallet(&reg.wallet)
+        .expect("ledger")
+        .expect("record");
+    assert_eq!(
+        (rec.cert_serial, rec.class.as_str()),
+        (1, "II"),
+        "no new certificate"
+    );
+    w.import(TbFile::Certificate(second), NOW)
+        .expect("the retried registration finishes");
+
+    // Another class (here the default, IV) would change it: refused, nothing changes.
+    let r = register(None);
+    assert_error(&r, 409, 1007, "conflict");
+    let again = srv
+        .issuer
+        .wallet(&reg.wallet)
+        .expect("ledger")
+        .expect("record");
+    assert_eq!(again.cert_serial, 1);
+    assert_eq!(again.class, "II");
+
+    // Once sync has renewed the certificate, even the same request is a conflict.
+    sync(&srv, &w);
+    assert_eq!(w.certificate().expect("cert").map(|c| c.serial), Some(2));
+    let r = register(Some("II"));
+    assert_error(&r, 409, 1007, "conflict");
+
+    // The operator may still re-certify, in any class.
+    let c = srv.ok(srv.op(
+        "/v1/operator/certify",
+        &json!({ "registration": hex_of(&reg), "class": "I" }),
+    ));
+    let cert: Certificate = msg(&c["certificate"]);
+    assert_eq!((cert.class, cert.serial), (WalletClass::I, 3));
+
+    // A revoked wallet's registration is refused as revoked.
+    srv.ok(srv.op(
+        "/v1/operator/revoke",
+        &json!({ "wallet": w.public().address(), "reason": "lost" }),
+    ));
+    assert_error(&register(Some("I")), 403, 1006, "revoked");
+    audit_ok(&srv);
+    srv.stop();
+}
+
 #[test]
 fn wallets_settle_through_the_service_and_replays_get_the_same_bytes() {
     let srv = start();

@@ -383,7 +383,8 @@ impl Certificate {
                 .check_signing_key(self.key_id, self.issued_at, ctx.now, "certificate")?;
         entry
             .key
-            .verify(&self.signing_bytes(), &self.signature, "certificate")?;
+            .verify(&self.signing_bytes(), &self.signature, "certificate")
+            .map_err(|_| VerifyError::BadIssuerSignature("certificate"))?;
         if at > self.expires_at {
             return Err(VerifyError::Expired {
                 what: "wallet certificate",

@@ -180,6 +180,25 @@ impl IssuerKeySet {
         Ok(())
     }
 
+    /// Checks that `older` is a set `self` succeeds: root-signed, same root, a lower version and
+    /// made no later. A wallet accepts one only in the replay of a sync response the issuer
+    /// settled before this set was made (see [`SyncResponse::verify`]), and keeps `self`.
+    ///
+    /// [`SyncResponse::verify`]: super::sync::SyncResponse::verify
+    pub fn check_predecessor(&self, older: &IssuerKeySet) -> Result<(), VerifyError> {
+        older.verify()?;
+        if older.root != self.root {
+            return Err(VerifyError::OtherIssuer(older.root.address()));
+        }
+        if older.set_version >= self.set_version || older.issued_at > self.issued_at {
+            return Err(VerifyError::Mismatch(format!(
+                "issuer key set version {} is not older than the one held ({})",
+                older.set_version, self.set_version
+            )));
+        }
+        Ok(())
+    }
+
     /// The entry for `key_id`.
     pub fn key(&self, key_id: u32) -> Result<&IssuerKeyEntry, VerifyError> {
         self.keys

@@ -55,6 +55,8 @@ pub mod label {
     pub const CONFIRMATION: &[u8] = b"tongbao/v1/confirmation";
     /// File container checksum (hashed, not signed).
     pub const FILE: &[u8] = b"tongbao/v1/file";
+    /// Collection statement inside a collected-then-spent proof, signed by the issuer root key.
+    pub const COLLECTION: &[u8] = b"tongbao/v1/collection";
     /// Till authorization, signed by the merchant.
     pub const TILL_AUTHORIZATION: &[u8] = b"tongbao/v1/till-authorization";
     /// Refund request id derivation (hashed, not signed).
@@ -103,8 +105,15 @@ pub enum VerifyError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     /// The issuer key id is not in the key set the verifier holds.
-    #[error("signed by unknown issuer key {0} (wrong issuer, or import the newer issuer key set)")]
+    #[error(
+        "signed by unknown issuer key {0}: issued by another issuer, or import the newer issuer key set"
+    )]
     UnknownIssuerKey(u32),
+    /// An issuer note key's signature on a note or certificate does not check. Notes and
+    /// certificates do not name their issuer (and every issuer's first note key has id 1), so this
+    /// is what one from another issuer looks like, as well as a damaged one.
+    #[error("bad issuer signature on {0}: damaged, or issued by another issuer")]
+    BadIssuerSignature(&'static str),
     /// The issuer key was not valid for the purpose at that time.
     #[error("issuer key {key_id} is not valid for {what} at {at}")]
     IssuerKeyNotValid {

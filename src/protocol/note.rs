@@ -133,7 +133,8 @@ impl Note {
             .check_signing_key(self.key_id, self.issued_at, ctx.now, "note")?;
         entry
             .key
-            .verify(&self.signing_bytes(), &self.signature, "note")?;
+            .verify(&self.signing_bytes(), &self.signature, "note")
+            .map_err(|_| VerifyError::BadIssuerSignature("note"))?;
         ctx.check_not_future(self.issued_at, "note")?;
         if let Earmark::MerchantsOnly { expires_at } = self.earmark
             && ctx.now > expires_at

@@ -182,6 +182,7 @@ impl Payment {
             msg: cert.signing_bytes(),
             sig: cert.signature,
             what: "certificate",
+            issuer: true,
         });
         if ctx.now > cert.expires_at {
             return Err(VerifyError::Expired {
@@ -312,6 +313,7 @@ impl Payment {
             msg: self.signing_bytes(),
             sig: self.signature,
             what: "payment",
+            issuer: false,
         });
         Ok(VerifiedPayment {
             id: self.id(),

@@ -12,7 +12,7 @@ use super::coin::Coin;
 use super::keyset::IssuerKeySet;
 use super::note::Note;
 use super::payment::Payment;
-use super::proof::DoubleSpendProof;
+use super::proof::{DoubleSpendProof, MIN_PROOF_LEN};
 use super::revocation::RevocationList;
 use super::{SignedBody, VERSION, VerifyError, label};
 use crate::codec::{Decode, DecodeError, Encode, Put, Reader};
@@ -91,7 +91,7 @@ impl Decode for SyncRequest {
         for _ in 0..n {
             coins.push(Coin::decode_from(r)?);
         }
-        let n = r.count32("sync proofs", 0, MAX_SYNC_PROOFS, 373)?;
+        let n = r.count32("sync proofs", 0, MAX_SYNC_PROOFS, MIN_PROOF_LEN)?;
         let mut proofs = Vec::with_capacity(n);
         for _ in 0..n {
             proofs.push(DoubleSpendProof::decode_from(r)?);
@@ -142,13 +142,15 @@ pub enum CoinStatus {
 pub enum RejectReason {
     /// Not rejected.
     None,
-    /// A coin in it was already consumed by a different transfer (proof attached).
+    /// A coin in it was already consumed by a different transfer, or collected for its holder
+    /// at a sync before the holder spent it (the proof of either kind is attached).
     DoubleSpend,
     /// The chain does not verify (signature, value, hops, keys).
     Invalid,
     /// Its root note is not one the issuer issued.
     UnknownNote,
-    /// A coin in it was already redeemed or collected by its holder.
+    /// A coin in it was already paid to the issuer, or taken out of circulation by the issuer
+    /// (recovery, clawback); one collected for its holder and spent by it is a double spend.
     AlreadyRedeemed,
     /// It asks to refresh a coin the syncing wallet does not hold.
     NotYours,
@@ -376,7 +378,15 @@ impl SyncResponse {
         self
     }
 
-    /// Checks the root signature against the key set the wallet already trusts.
+    /// Checks the root signature against the key set the wallet already trusts, the key set the
+    /// response carries and its revocation list. The caller then checks the notes and the
+    /// certificate under the carried key set.
+    ///
+    /// The carried set is normally the held one or a successor. It may also be an older set of the
+    /// same root ([`IssuerKeySet::check_predecessor`]): the issuer answers a replayed sync id with
+    /// the response it stored, so a wallet whose answer was lost and that learnt of a key rotation
+    /// before retrying gets the key set of the time it was settled. The wallet then keeps the newer
+    /// set it holds.
     pub fn verify(&self, trusted: &IssuerKeySet) -> Result<(), VerifyError> {
         // A response from another issuer carries that issuer's key set: say so, rather than only
         // that the signature does not check.
@@ -386,7 +396,11 @@ impl SyncResponse {
         trusted
             .root
             .verify(&self.signing_bytes(), &self.signature, "sync response")?;
-        trusted.check_successor(&self.keyset)?;
+        if self.keyset.set_version < trusted.set_version {
+            trusted.check_predecessor(&self.keyset)?;
+        } else {
+            trusted.check_successor(&self.keyset)?;
+        }
         self.revocations.verify(&self.keyset)?;
         Ok(())
     }
@@ -472,5 +486,131 @@ impl Confirmation {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Context;
+    use crate::protocol::certificate::{WalletClass, WalletKind};
+    use crate::protocol::keyset::{IssuerKeyEntry, Policy};
+    use crate::testkit::{Fixture, NOW, key};
+    use crate::time::FOREVER;
+
+    /// The fixture's key set after a rotation at `NOW`: key 1 stops signing, key 2 takes over.
+    fn rotated(f: &Fixture, version: u64, issued_at: u64) -> IssuerKeySet {
+        let mut keys = f.keyset.keys.clone();
+        keys[0].issue_until = NOW;
+        keys[0].redeem_until = NOW + 30 * 86_400;
+        keys.push(IssuerKeyEntry {
+            key_id: 2,
+            key: key(7).public(),
+            not_before: NOW + 1,
+            issue_until: FOREVER,
+            redeem_until: FOREVER,
+        });
+        IssuerKeySet::sign(&f.root, version, issued_at, Policy::default(), keys)
+    }
+
+    /// A response to wallet seed 3 settled under `keyset`, signed by `root`.
+    fn response(f: &Fixture, keyset: IssuerKeySet, root: &SecretKey) -> SyncResponse {
+        let wallet = key(3).public();
+        SyncResponse {
+            wallet,
+            sync_id: Nonce([9; 16]),
+            request: Id([8; 32]),
+            time: NOW - 600,
+            results: Vec::new(),
+            notes: vec![f.note(wallet, Fen(500), 1)],
+            collected: Vec::new(),
+            redeemed: Fen::ZERO,
+            certificate: f.certificate(wallet, WalletKind::Personal, WalletClass::II),
+            keyset,
+            revocations: RevocationList::sign(root, 1, NOW - 86_400, Vec::new()),
+            signature: Signature([0; 64]),
+        }
+        .signed(root)
+    }
+
+    #[test]
+    fn the_held_key_set_or_a_successor_is_accepted() {
+        let f = Fixture::new();
+        let resp = response(&f, f.keyset.clone(), &f.root);
+        assert_eq!(resp.verify(&f.keyset), Ok(()));
+        let newer = response(&f, rotated(&f, 2, NOW), &f.root);
+        assert_eq!(newer.verify(&f.keyset), Ok(()));
+    }
+
+    /// Known defect D4, fixed: a stored response replayed after the wallet learnt of a rotation.
+    #[test]
+    fn a_replayed_response_with_an_older_key_set_of_the_same_root_is_accepted() {
+        let f = Fixture::new();
+        let held = rotated(&f, 2, NOW);
+        let replayed = response(&f, f.keyset.clone(), &f.root);
+        assert_eq!(replayed.verify(&held), Ok(()));
+        // Its notes and certificate verify under the key set it carries.
+        let ctx = Context {
+            keys: &replayed.keyset,
+            now: NOW,
+            revoked: None,
+        };
+        for n in &replayed.notes {
+            assert_eq!(n.verify(&ctx), Ok(()));
+        }
+        assert_eq!(replayed.certificate.verify(&ctx), Ok(()));
+    }
+
+    #[test]
+    fn an_older_key_set_must_be_genuinely_older_and_root_signed() {
+        let f = Fixture::new();
+        let held = rotated(&f, 3, NOW);
+        // A lower version made after the held set: not older.
+        let later = IssuerKeySet::sign(
+            &f.root,
+            2,
+            NOW + 60,
+            Policy::default(),
+            f.keyset.keys.clone(),
+        );
+        let err = response(&f, later, &f.root)
+            .verify(&held)
+            .expect_err("made after the held set");
+        assert!(
+            err.to_string().contains("not older than the one held"),
+            "{err}"
+        );
+        // An older set whose root signature does not check.
+        let mut forged = f.keyset.clone();
+        forged.signature.0[10] ^= 1;
+        let err = response(&f, forged, &f.root)
+            .verify(&held)
+            .expect_err("forged key set");
+        assert_eq!(
+            err,
+            VerifyError::Crypto(crate::crypto::CryptoError::BadSignature("issuer key set"))
+        );
+        // Another issuer's older set, in a response signed by that issuer.
+        let other = IssuerKeySet::sign(
+            &key(9),
+            1,
+            NOW - 86_400,
+            Policy::default(),
+            f.keyset.keys.clone(),
+        );
+        let err = response(&f, other, &key(9))
+            .verify(&held)
+            .expect_err("another issuer");
+        assert!(matches!(err, VerifyError::OtherIssuer(_)), "{err}");
+    }
+
+    #[test]
+    fn a_predecessor_is_not_a_successor() {
+        let f = Fixture::new();
+        let held = rotated(&f, 2, NOW);
+        assert!(held.check_successor(&f.keyset).is_err());
+        assert_eq!(held.check_predecessor(&f.keyset), Ok(()));
+        assert!(f.keyset.check_predecessor(&held).is_err());
+        assert!(held.check_predecessor(&held).is_err());
     }
 }

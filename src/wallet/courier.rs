@@ -242,18 +242,18 @@ impl<S: Store> Wallet<S> {
                 format_rfc3339(order.request.expires_at)
             )));
         }
-        let held = self.revocations()?;
+        let held = self.revocations_shared()?;
+        // A carried list is used only if newer than the one held, so only then is it checked.
         let carried_rl = payment
             .revocations
             .as_ref()
-            .filter(|l| l.verify(&keyset).is_ok())
-            .cloned();
-        let rl = match (held, carried_rl) {
-            (Some(h), Some(c)) if c.list_version > h.list_version => Some(c),
-            (Some(h), _) => Some(h),
-            (None, c) => c,
-        };
-        let ctx = self.context(&keyset, rl.as_ref(), now);
+            .filter(|c| {
+                held.as_ref()
+                    .is_none_or(|h| c.list_version > h.list_version)
+            })
+            .filter(|l| l.verify(&keyset).is_ok());
+        let rl = carried_rl.or(held.as_deref());
+        let ctx = self.context(&keyset, rl, now);
         payment.verify(&ctx, &order.merchant, WalletKind::Merchant)?;
         // Local double-spend detection: a coin this courier has already seen spent otherwise.
         let mut proofs = Vec::new();
@@ -283,7 +283,7 @@ impl<S: Store> Wallet<S> {
         if let Some(first) = proofs.first() {
             self.commit_proofs(&proofs)?;
             return Err(WalletError::DoubleSpend {
-                payer: first.signer.address(),
+                payer: first.signer().address(),
                 coin: first.coin().short(),
                 proof: first.id().short(),
             });

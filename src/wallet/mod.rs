@@ -16,12 +16,15 @@ mod receive;
 pub mod reconcile;
 pub mod records;
 pub mod settled;
+mod shared;
 pub mod sync;
 
 pub use crate::store::{Batch, MemStore, SledStore, Store, StoreError};
 pub use pay::{PayTarget, select_coins};
 pub use receive::{ReceiveNote, Received};
 pub use records::{Balance, CoinView, HistoryEntry, OutboxEntry, RequestRecord, SaleRecord};
+
+use std::sync::Arc;
 
 use rand::{CryptoRng, Rng};
 
@@ -345,8 +348,18 @@ impl<S: Store> Wallet<S> {
 
     /// The issuer key set the wallet trusts.
     pub fn keyset(&self) -> Result<IssuerKeySet, WalletError> {
-        self.load(keys::KEYSET, "issuer key set")?
-            .ok_or_else(|| WalletError::Corrupt("issuer key set".into()))
+        self.keyset_shared().map(|k| (*k).clone())
+    }
+
+    /// [`Wallet::keyset`], as the decoded copy shared by every wallet holding the same bytes.
+    pub(crate) fn keyset_shared(&self) -> Result<Arc<IssuerKeySet>, WalletError> {
+        let v = self
+            .store
+            .get(keys::KEYSET)?
+            .ok_or_else(|| WalletError::Corrupt("issuer key set".into()))?;
+        shared::KEYSETS
+            .get(&v)
+            .map_err(|e| WalletError::Corrupt(format!("issuer key set: {e}")))
     }
 
     /// The current certificate, if any.
@@ -356,7 +369,18 @@ impl<S: Store> Wallet<S> {
 
     /// The newest revocation list held, if any.
     pub fn revocations(&self) -> Result<Option<RevocationList>, WalletError> {
-        self.load(keys::REVOCATIONS, "revocation list")
+        Ok(self.revocations_shared()?.map(|l| (*l).clone()))
+    }
+
+    /// [`Wallet::revocations`], as the decoded copy shared by every wallet holding the same bytes.
+    pub(crate) fn revocations_shared(&self) -> Result<Option<Arc<RevocationList>>, WalletError> {
+        match self.store.get(keys::REVOCATIONS)? {
+            None => Ok(None),
+            Some(v) => shared::REVOCATIONS
+                .get(&v)
+                .map(Some)
+                .map_err(|e| WalletError::Corrupt(format!("revocation list: {e}"))),
+        }
     }
 
     /// The payment counter (number of payments made so far).
@@ -380,7 +404,7 @@ impl<S: Store> Wallet<S> {
 
     /// Balance and coin list.
     pub fn balance(&self, now: u64) -> Result<Balance, WalletError> {
-        let keyset = self.keyset()?;
+        let keyset = self.keyset_shared()?;
         let coins = self.coins()?;
         let cert = self.certificate()?;
         let mut views = Vec::with_capacity(coins.len());

@@ -12,6 +12,7 @@ use crate::crypto::{Nonce, PublicKey, Signature};
 use crate::money::Fen;
 use crate::protocol::SignedBody;
 use crate::protocol::coin::Coin;
+use crate::protocol::keyset::IssuerKeySet;
 use crate::protocol::note::Earmark;
 use crate::protocol::payment::{MAX_PAYMENT_COINS, Payment};
 use crate::protocol::request::PaymentRequest;
@@ -112,7 +113,7 @@ impl<S: Store> Wallet<S> {
                 p.sync_id.short()
             )));
         }
-        let keyset = self.keyset()?;
+        let keyset = self.keyset_shared()?;
         let cert = self.require_certificate()?;
         let rl = self.revocations()?;
         let (payee, amount, request_id, memo) = match &target {
@@ -276,7 +277,7 @@ impl<S: Store> Wallet<S> {
             revocations: rl,
             // After a rotation, pass the key set on (as the revocation list is) so receivers that
             // have not synced yet can check notes and certificates under the new key.
-            keyset: (keyset.set_version > 1).then(|| keyset.clone()),
+            keyset: (keyset.set_version > 1).then(|| IssuerKeySet::clone(&keyset)),
         }
         .signed(self.secret());
         let pid = payment.id();

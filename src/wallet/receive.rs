@@ -6,6 +6,7 @@
 //! commits it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::records::{HistoryEntry, RequestRecord, SaleRecord};
 use super::{Batch, Store, Wallet, WalletError, keys};
@@ -60,8 +61,8 @@ pub(crate) struct Staged {
     coins: HashSet<Id>,
     requests: HashMap<Nonce, RequestRecord>,
     added: Fen,
-    keyset: Option<IssuerKeySet>,
-    revocations: Option<RevocationList>,
+    keyset: Option<Arc<IssuerKeySet>>,
+    revocations: Option<Arc<RevocationList>>,
 }
 
 impl<S: Store> Wallet<S> {
@@ -133,38 +134,33 @@ impl<S: Store> Wallet<S> {
         }
         let held_keys = match &st.keyset {
             Some(k) => k.clone(),
-            None => self.keyset()?,
+            None => self.keyset_shared()?,
         };
         // A newer key set the payer passed on (root-signed by our issuer) is adopted with the
         // payment; anything else it carries is ignored.
-        let newer_keys = payment
-            .keyset
-            .as_ref()
-            .filter(|k| {
-                k.set_version > held_keys.set_version && held_keys.check_successor(k).is_ok()
-            })
-            .cloned();
-        let keyset = newer_keys.clone().unwrap_or(held_keys);
+        let newer_keys = payment.keyset.as_ref().filter(|k| {
+            k.set_version > held_keys.set_version && held_keys.check_successor(k).is_ok()
+        });
+        let keyset: &IssuerKeySet = newer_keys.unwrap_or(&held_keys);
         let cert = self.require_certificate()?;
         // The newest revocation list: ours, or a newer one the payer passed on.
         let held = match &st.revocations {
             Some(l) => Some(l.clone()),
-            None => self.revocations()?,
+            None => self.revocations_shared()?,
         };
         // The carried list is not covered by the payer's signature: one that does not verify
-        // against our issuer is ignored (a relay may have damaged it), never trusted.
-        let carried = payment
+        // against our issuer is ignored (a relay may have damaged it), never trusted. Only a list
+        // newer than the one held would be used, so only such a list is checked.
+        let newer_carried = payment
             .revocations
             .as_ref()
-            .filter(|l| l.verify(&keyset).is_ok())
-            .cloned();
-        let newer_carried = match (&held, carried) {
-            (Some(h), Some(c)) if c.list_version > h.list_version => Some(c),
-            (None, Some(c)) => Some(c),
-            _ => None,
-        };
-        let rl: Option<&RevocationList> = newer_carried.as_ref().or(held.as_ref());
-        let ctx = self.context(&keyset, rl, now);
+            .filter(|c| {
+                held.as_ref()
+                    .is_none_or(|h| c.list_version > h.list_version)
+            })
+            .filter(|l| l.verify(keyset).is_ok());
+        let rl: Option<&RevocationList> = newer_carried.or(held.as_deref());
+        let ctx = self.context(keyset, rl, now);
         let verified = payment.verify(&ctx, &self.public(), self.kind())?;
 
         // Local double-spend detection over every spend in every chain.
@@ -202,7 +198,7 @@ impl<S: Store> Wallet<S> {
         }
         if let Some(first) = proofs.first() {
             return Err(WalletError::DoubleSpend {
-                payer: first.signer.address(),
+                payer: first.signer().address(),
                 coin: first.coin().short(),
                 proof: first.id().short(),
             });
@@ -285,13 +281,13 @@ impl<S: Store> Wallet<S> {
             b.put(req_key, r.to_json()?);
             st.requests.insert(payment.request_id, r.clone());
         }
-        if let Some(l) = &newer_carried {
+        if let Some(l) = newer_carried {
             b.put(keys::REVOCATIONS, l.to_bytes());
-            st.revocations = Some(l.clone());
+            st.revocations = Some(Arc::new(l.clone()));
         }
-        if let Some(k) = &newer_keys {
+        if let Some(k) = newer_keys {
             b.put(keys::KEYSET, k.to_bytes());
-            st.keyset = Some(k.clone());
+            st.keyset = Some(Arc::new(k.clone()));
         }
         let sale = SaleRecord {
             payment_id: pid.to_hex(),

@@ -4,7 +4,8 @@
 //! payments made since the last sync and the proofs caught, and commits the request as pending
 //! before it leaves the wallet (so a crash or a lost answer is retried with the same sync id).
 //! [`Wallet::apply_sync`] checks the issuer's signed response and applies it in one commit: fresh
-//! notes, renewed certificate, newest key set and revocation list.
+//! notes, renewed certificate, and the newer of the held and the carried key set and revocation
+//! list (a replayed response carries those of when it was settled).
 
 use rand::{CryptoRng, Rng};
 
@@ -264,8 +265,10 @@ impl<S: Store> Wallet<S> {
             );
         }
         for c in &resp.collected {
-            // Collected for us at the issuer: if we hold it, it is replaced by the fresh notes; if
-            // it arrives later, it is refused as already known.
+            // Collected for us at the issuer: if we hold it (received while this sync was pending,
+            // its payer having settled first), it is replaced by the fresh notes, which hold its
+            // value; kept, it would count twice, and spending it would be a collected-then-spent
+            // double spend (docs/adr/0005). If it arrives later, it is refused as already known.
             b.delete(keys::with(keys::COIN, &c.0));
             b.put(keys::with(keys::SPENT, &c.0), resp.sync_id.0.to_vec());
         }
@@ -279,7 +282,11 @@ impl<S: Store> Wallet<S> {
         }
         b.put(keys::CERT, cert.to_bytes());
         b.put(keys::OFFLINE_SPENT, 0u64.to_be_bytes().to_vec());
-        b.put(keys::KEYSET, resp.keyset.to_bytes());
+        // A replayed response may carry the key set of when it was settled, older than the one
+        // held since (a rotation learnt meanwhile): keep the newer, as for the revocation list.
+        if resp.keyset.set_version >= held.set_version {
+            b.put(keys::KEYSET, resp.keyset.to_bytes());
+        }
         let newer_rl = match self.revocations()? {
             Some(h) => resp.revocations.list_version > h.list_version,
             None => true,
@@ -323,9 +330,10 @@ impl<S: Store> Wallet<S> {
                                     r.proof
                                         .as_ref()
                                         .map(|p| format!(
-                                            " (proof {} against {})",
+                                            " (proof {} against {}: {})",
                                             p.id().short(),
-                                            p.signer.short()
+                                            p.signer().short(),
+                                            p.what()
                                         ))
                                         .unwrap_or_default()
                                 ),

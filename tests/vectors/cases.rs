@@ -48,12 +48,15 @@ const REQ_DOUBLE: Nonce = Nonce(*b"request-shop-041");
 const REQ_M1: Nonce = Nonce(*b"request-alice-01");
 const REQ_M2: Nonce = Nonce(*b"request-shop-040");
 const REQ_B1: Nonce = Nonce(*b"request-alice-02");
+const REQ_C1: Nonce = Nonce(*b"request-shop-043");
 /// Alice's sync id: also the request id of her refresh transfers and the serial of her fresh note.
 pub const SYNC_ID: Nonce = Nonce(*b"sync-alice-00001");
 /// When alice makes her sync request.
 pub const SYNC_AT: u64 = T + 60;
 /// When the issuer settles it.
 pub const SETTLED_AT: u64 = T + 120;
+/// When alice, from a backup made before her sync, pays the shop bob's 12.00 again.
+pub const RESPENT_AT: u64 = T + 300;
 /// When the issuer confirms the payment online, in the online variant of the story.
 pub const CONFIRMED_AT: u64 = T + 2;
 /// Alice's sync: top-up from her bank account and redemption to it.
@@ -106,6 +109,13 @@ pub struct World {
     pub sync_response: SyncResponse,
     /// The issuer's confirmation of alice's payment to the shop, settled online instead.
     pub confirmation: Confirmation,
+    /// The issuer root's statement that bob's 12.00 to alice (the output of b1) was collected for
+    /// her at her sync, at T+120 s.
+    pub collection: Collection,
+    /// Alice's backup, made before her sync, pays the shop that 12.00 (counter 3, T+300 s).
+    pub c1: Transfer,
+    /// Collected, then spent: the statement and alice's transfer.
+    pub collected_proof: DoubleSpendProof,
 }
 
 fn out(holder: PublicKey, fen: u64) -> Output {
@@ -355,6 +365,27 @@ impl World {
         }
         .signed(&root);
         let confirmation = Confirmation::sign(&root, &payment, CONFIRMED_AT);
+        // After her sync, alice's wallet restored from a backup made before it still holds bob's
+        // 12.00, which the issuer collected for her, and pays it to the shop.
+        let collection = Collection {
+            coin: b1.output_coin_id(0),
+            value: Fen(1_200),
+            holder: a,
+            sync_id: SYNC_ID,
+            collected_at: SETTLED_AT,
+            signature: Signature([0; 64]),
+        }
+        .signed(&root);
+        let c1 = Transfer::sign(
+            &alice,
+            b1.output_coin_id(0),
+            vec![out(s, 1_200)],
+            3,
+            RESPENT_AT,
+            REQ_C1,
+        );
+        let collected_proof =
+            DoubleSpendProof::collected_then_spent(collection.clone(), c1.clone());
         World {
             root,
             note_key,
@@ -385,6 +416,9 @@ impl World {
             sync_request,
             sync_response,
             confirmation,
+            collection,
+            c1,
+            collected_proof,
         }
     }
 
@@ -602,9 +636,10 @@ fn keyset_and_notes(w: &World, b: &mut Builder) {
         "Earmark tag 2.", set(&note, 69, &[2]));
     b.err("note-weak-holder", "decode: note holder is not a valid ed25519 public key",
         "The holder is the identity point.", set(&note, 29, &IDENTITY));
-    b.err("note-unknown-key-id", "verify: signed by unknown issuer key 9",
+    b.err("note-unknown-key-id",
+        "verify: signed by unknown issuer key 9: issued by another issuer, or import the newer issuer key set",
         "Key id 9, which the key set does not list.", set(&note, 1, &be32(9)));
-    b.err("note-bad-signature", "verify: bad signature on note",
+    b.err("note-bad-signature", "verify: bad issuer signature on note: damaged, or issued by another issuer",
         "One bit of the issuer signature flipped.", flip(&note, note.len() - 64));
 }
 
@@ -693,7 +728,8 @@ fn registrations_and_certificates(w: &World, b: &mut Builder) {
         "Merchant option tag 2.", set(&cert, 39, &[2]));
     b.err("certificate-expires-before-issued", "decode: invalid certificate expires before it is issued",
         "Expiry one second before the issue time.", set(&cert, 92, &be64(T - DAY - 1)));
-    b.err("certificate-bad-signature", "verify: bad signature on certificate",
+    b.err("certificate-bad-signature",
+        "verify: bad issuer signature on certificate: damaged, or issued by another issuer",
         "One bit of the issuer signature flipped.", flip(&cert, cert.len() - 64));
 }
 
@@ -790,7 +826,10 @@ fn revocations_proofs_files(w: &World, b: &mut Builder) {
 
     b.kind = "proof";
     let proof = w.proof.to_bytes();
-    let (first, second) = (w.proof.first.to_bytes(), w.proof.second.to_bytes());
+    let (first, second) = match w.proof.transfers()[..] {
+        [a, b] => (a.to_bytes(), b.to_bytes()),
+        _ => unreachable!("a kind-1 proof has two transfers"),
+    };
     b.ok("proof", &[
         "Alice spent the note twice: the transfer above, and another at T-600 s paying all 100.00 to",
         "the shop (counter 1 again, request \"request-shop-041\"); the transfer with the smaller id first.",
@@ -809,6 +848,47 @@ fn revocations_proofs_files(w: &World, b: &mut Builder) {
     b.err("proof-bad-signature", "verify: bad signature on proof transfer",
         "One bit of the second transfer's signature flipped.", flip(&proof, proof.len() - 64));
 
+    // Kind 2: collected, then spent. Layout: 0, kind 2, the statement (161 bytes), the transfer.
+    let cp = w.collected_proof.to_bytes();
+    let st = w.collection.to_bytes();
+    let c1 = w.c1.to_bytes();
+    b.ok("proof-collected-then-spent", &[
+        "Kind 2, collected then spent: the issuer root's statement that bob's 12.00 to alice (the first",
+        "output of bob's transfer) was collected for alice at her sync \"sync-alice-00001\", settled",
+        "T+120 s (so its value is in her fresh note), then alice's transfer of that coin to the shop",
+        "(counter 3, T+300 s, request \"request-shop-043\"), made from a backup of her wallet taken before",
+        "the sync. Byte 0, kind 2, the statement, the transfer. Checked with the issuer's key set.",
+    ], cp.clone());
+    b.err("proof-collected-then-spent-truncated", "decode: truncated: input ends inside transfer signature",
+        "The last byte is missing.", cp[..cp.len() - 1].to_vec());
+    b.err("proof-collected-then-spent-trailing-byte", "decode: 1 trailing byte(s) after the message",
+        "One byte too many at the end.", [&cp[..], &[0]].concat());
+    b.err("proof-collected-then-spent-unknown-kind", "decode: invalid double-spend proof kind tag 3",
+        "Kind tag 3, which no proof has.", set(&cp, 1, &[3]));
+    b.err("proof-collected-then-spent-tagged-kind-1", "decode: invalid double-spend proof kind tag 1",
+        "Kind tag 1: a kind-1 proof has only its original encoding (first byte 1), never a tagged one.",
+        set(&cp, 1, &[1]));
+    b.err("proof-collected-then-spent-statement-version", "decode: unknown collection statement version 2",
+        "The statement's version byte 2.", set(&cp, 2, &[2]));
+    b.err("proof-collected-then-spent-zero-value", "decode: invalid zero collected value",
+        "The statement's value 0.", set(&cp, 2 + 33, &be64(0)));
+    b.err("proof-collected-then-spent-weak-holder", "decode: collected holder is not a valid ed25519 public key",
+        "The statement's holder is the identity point.", set(&cp, 2 + 41, &IDENTITY));
+    b.err("proof-collected-then-spent-bad-statement-signature", "verify: bad signature on collection statement",
+        "One bit of the issuer's signature on the statement flipped.", flip(&cp, 2 + st.len() - 64));
+    let forged = DoubleSpendProof::collected_then_spent(w.collection.clone().signed(&sk(9)), w.c1.clone());
+    b.err("proof-collected-then-spent-other-issuer", "verify: bad signature on collection statement",
+        "The same statement signed by another issuer's root (seed 9).", forged.to_bytes());
+    let other_coin = DoubleSpendProof::collected_then_spent(w.collection.clone(), w.t2.clone());
+    b.err("proof-collected-then-spent-other-coin", "verify: proof transfer does not spend the collected coin",
+        "The statement with alice's payment to the shop of another coin (her change).", other_coin.to_bytes());
+    let shops = Collection { holder: w.shop.public(), ..w.collection.clone() }.signed(&w.root);
+    let wrong = DoubleSpendProof::collected_then_spent(shops, w.c1.clone());
+    b.err("proof-collected-then-spent-wrong-holder", "verify: bad signature on proof transfer",
+        "A root-signed statement naming the shop as the holder, with alice's transfer.", wrong.to_bytes());
+    b.err("proof-collected-then-spent-bad-transfer-signature", "verify: bad signature on proof transfer",
+        "One bit of the transfer's signature flipped.", flip(&cp, 2 + st.len() + c1.len() - 64));
+
     b.kind = "file";
     let rf = w.request_file().to_file_bytes();
     b.ok("file-request", &[
@@ -817,6 +897,9 @@ fn revocations_proofs_files(w: &World, b: &mut Builder) {
     b.ok("file-notes", &[
         "Issued notes for alice (kind 4): a note bundle holding the two notes above.",
     ], w.notes_file().to_file_bytes());
+    b.ok("file-proof-collected-then-spent", &[
+        "The collected-then-spent proof above in a file (kind 9, as for every double-spend proof).",
+    ], TbFile::Proof(w.collected_proof.clone()).to_file_bytes());
     b.err("file-bad-magic", "decode: not a Tongbao file",
         "The magic starts with X.", set(&rf, 0, b"X"));
     b.err("file-header-only", "decode: malformed: truncated: input ends inside file header",
@@ -917,8 +1000,18 @@ fn sync_and_confirmations(w: &World, b: &mut Builder) {
     let old_keys = IssuerKeySet::sign(&w.root, 1, T - 60 * DAY, Policy::default(),
         w.keyset.keys.clone());
     let older = SyncResponse { keyset: old_keys, ..w.sync_response.clone() }.signed(&w.root);
-    b.err("sync-response-older-keyset", "verify: issuer key set version 1 is older than the one held (2)",
-        "Validly signed, but carrying key set version 1 while the wallet holds version 2.", older.to_bytes());
+    b.ok("sync-response-older-keyset", &[
+        "The response above carrying key set version 1 (made T-60d) while the wallet holds version 2:",
+        "the issuer's stored answer to a replayed sync id, after the wallet learnt a newer set. Accepted:",
+        "root-signed, same root, genuinely older (lower version, made no later), and its keys verify the",
+        "note and the certificate. The wallet keeps version 2.",
+    ], older.to_bytes());
+    let not_older = IssuerKeySet::sign(&w.root, 1, T, Policy::default(), w.keyset.keys.clone());
+    let not_older = SyncResponse { keyset: not_older, ..w.sync_response.clone() }.signed(&w.root);
+    b.err("sync-response-keyset-not-older",
+        "verify: issuer key set version 1 is not older than the one held (2)",
+        "Validly signed, but carrying key set version 1 made at T, after the held version 2 (T-30d).",
+        not_older.to_bytes());
     let foreign = RevocationList::sign(&sk(9), 3, T - 7_200, w.revocations.entries.clone());
     let foreign = SyncResponse { revocations: foreign, ..w.sync_response.clone() }.signed(&w.root);
     b.err("sync-response-foreign-revocations", "verify: from another issuer",

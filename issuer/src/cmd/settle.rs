@@ -77,7 +77,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         let proof = r
             .proof
             .as_ref()
-            .map(|p| format!(" (proof {} against {})", p.id().short(), p.signer.address()))
+            .map(|p| {
+                format!(
+                    " (proof {} against {}: {})",
+                    p.id().short(),
+                    p.signer().address(),
+                    p.what()
+                )
+            })
             .unwrap_or_default();
         println!(
             "  rejected: coin {} {}: {}{proof}",

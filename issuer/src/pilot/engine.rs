@@ -211,47 +211,22 @@ impl World {
         let mclass = sc.merchant_class;
         // Stores and online shops, then couriers.
         let first_couriers = layout.couriers.0;
-        let mk = |i: u32, kind: WalletKind, merchant: Option<PublicKey>, seedn: u64| {
-            make_wallet(
-                &iss,
-                &keyset,
-                kind,
-                merchant,
-                mclass,
-                valid,
-                t - 1800,
-                seedn,
-                i,
-            )
+        let mk = |range: std::ops::Range<u32>| {
+            let specs: Vec<_> = range
+                .map(|i| (i, WalletKind::Merchant, mclass, seed))
+                .collect();
+            make_wallets(&iss, &keyset, &specs, valid, t - 1800)
         };
-        let mut shops: Vec<W> = (0..first_couriers)
-            .into_par_iter()
-            .map(|i| mk(i, WalletKind::Merchant, None, seed))
-            .collect::<Result<_, _>>()?;
+        let mut shops: Vec<W> = mk(0..first_couriers)?;
         // Couriers: JD's delivery handsets, merchant wallets of their own that take payment at
         // the door (restricted money included) and settle at the depot.
-        let couriers: Vec<W> = (layout.couriers.0..layout.couriers.1)
-            .into_par_iter()
-            .map(|i| mk(i, WalletKind::Merchant, None, seed))
-            .collect::<Result<_, _>>()?;
+        let couriers: Vec<W> = mk(layout.couriers.0..layout.couriers.1)?;
         shops.extend(couriers);
         let n_pool = sc.spec.population.people as u32;
-        let pool: Vec<W> = (0..n_pool)
-            .into_par_iter()
-            .map(|i| {
-                make_wallet(
-                    &iss,
-                    &keyset,
-                    WalletKind::Personal,
-                    None,
-                    WalletClass::II,
-                    valid,
-                    t - 1800,
-                    seed ^ 0x9e37,
-                    i,
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        let specs: Vec<_> = (0..n_pool)
+            .map(|i| (i, WalletKind::Personal, WalletClass::II, seed ^ 0x9e37))
+            .collect();
+        let pool: Vec<W> = make_wallets(&iss, &keyset, &specs, valid, t - 1800)?;
         let n = plans.len();
         let n_shops = shops.len();
         let (shop_index, pool_index) = (index_of(&shops), index_of(&pool));
@@ -280,6 +255,26 @@ impl World {
             pool_index,
             sc,
         })
+    }
+
+    /// Frees the run: the wallets on every core while the ledger closes (dropped one by one, a
+    /// hundred thousand wallets' maps take seconds to free).
+    pub(crate) fn teardown(self) {
+        let World {
+            iss,
+            persons,
+            pool,
+            shops,
+            ..
+        } = self;
+        rayon::join(
+            move || drop(iss),
+            move || {
+                persons.into_par_iter().for_each(drop);
+                pool.into_par_iter().for_each(drop);
+                shops.into_par_iter().for_each(drop);
+            },
+        );
     }
 
     /// One day of the window.
@@ -338,24 +333,18 @@ impl World {
             .collect();
         let keyset = self.iss.keyset()?;
         let valid = u64::from(self.sc.spec.window.days) * 86_400 + 30 * 86_400;
-        let (iss, plans, seed) = (&self.iss, &self.plans, self.seed);
-        let made: Vec<W> = who
-            .par_iter()
+        let specs: Vec<_> = who
+            .iter()
             .map(|&i| {
-                let p = &plans[i as usize];
-                make_wallet(
-                    iss,
-                    &keyset,
-                    WalletKind::Personal,
-                    None,
-                    p.class,
-                    valid,
-                    t,
-                    seed,
+                (
                     i,
+                    WalletKind::Personal,
+                    self.plans[i as usize].class,
+                    self.seed,
                 )
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
+        let made: Vec<W> = make_wallets(&self.iss, &keyset, &specs, valid, t)?;
         for (&i, w) in who.iter().zip(made) {
             self.persons[i as usize] = Some(w);
         }
@@ -366,20 +355,37 @@ impl World {
             .collect();
         self.sync_round(topups, t + 60)?;
         let end = self.sc.end();
-        let (iss, plans, persons) = (&self.iss, &self.plans, &self.persons);
-        who.par_iter()
-            .map(|&i| -> anyhow::Result<()> {
-                let w = persons[i as usize]
+        // The envelopes: issued as one batch (signed on every core, one commit), each with the
+        // serial its winner's stream draws, then imported on every core.
+        let (plans, persons, seed) = (&self.plans, &self.persons, self.seed);
+        let wallets: Vec<&W> = who
+            .iter()
+            .map(|&i| {
+                persons[i as usize]
                     .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
-                let notes = iss.issue(
-                    &w.public(),
+                    .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let items: Vec<_> = who
+            .iter()
+            .zip(&wallets)
+            .map(|(&i, w)| {
+                let serial =
+                    tongbao::Nonce::random(&mut rng_for(seed, stream::NOTE, u64::from(i), 0));
+                (
+                    w.public(),
                     plans[i as usize].envelope,
                     Earmark::MerchantsOnly { expires_at: end },
-                    t + 120,
-                    &mut rng_for(seed, stream::NOTE, u64::from(i), 0),
-                )?;
-                w.import(TbFile::Notes(notes), t + 180)?;
+                    serial,
+                )
+            })
+            .collect();
+        let bundles = self.iss.issue_batch(&items, t + 120);
+        wallets
+            .par_iter()
+            .zip(bundles)
+            .map(|(w, notes)| -> anyhow::Result<()> {
+                w.import(TbFile::Notes(notes?), t + 180)?;
                 Ok(())
             })
             .collect::<anyhow::Result<()>>()?;
@@ -669,12 +675,20 @@ impl World {
         let world = &*self;
         let (settled, received) = rayon::join(
             || {
-                online
-                    .iter()
+                // Checked on every core, then settled in time order as one group with one
+                // commit (the same outcome as settling them one by one).
+                let checked: Vec<_> = online
+                    .par_iter()
                     .map(|(rec, p)| {
                         let t = pays[*rec as usize].time;
-                        (*rec, iss.pay_online(p, t).map_err(|e| e.to_string()))
+                        (p, iss.precheck_payment(p, t), t)
                     })
+                    .collect();
+                let results = iss.pay_online_prechecked(checked);
+                online
+                    .iter()
+                    .zip(results)
+                    .map(|((rec, _), r)| (*rec, r.map_err(|e| e.to_string())))
                     .collect::<Vec<_>>()
             },
             || {
@@ -836,37 +850,48 @@ fn short(e: &str) -> String {
     e.chars().take(70).collect()
 }
 
-/// A certified wallet: created, registered, certified by the issuer and the certificate imported.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn make_wallet<S: Store>(
+/// Certified wallets, one per spec (index, kind, class, seed): created and registered on every
+/// core (each from its own seeded stream), certified by the issuer in batches (one commit each),
+/// and the certificates imported on every core.
+pub(crate) fn make_wallets<S: Store + Sync>(
     iss: &Issuer<S>,
     keyset: &IssuerKeySet,
-    kind: WalletKind,
-    merchant: Option<PublicKey>,
-    class: WalletClass,
+    specs: &[(u32, WalletKind, WalletClass, u64)],
     valid: u64,
     now: u64,
-    seed: u64,
-    i: u32,
-) -> anyhow::Result<W> {
-    let k = match kind {
-        WalletKind::Personal => 1,
-        WalletKind::Merchant => 2,
-        WalletKind::Till => 3,
-        _ => 4,
-    };
-    let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
-    let (w, reg) = Wallet::create(
-        SimStore::new(),
-        kind,
-        merchant,
-        keyset.clone(),
-        now,
-        &mut rng,
-    )?;
-    let cert = iss.certify(&reg, class, valid, now)?;
-    w.import(TbFile::Certificate(cert), now)?;
-    Ok(w)
+) -> anyhow::Result<Vec<W>> {
+    let mut out = Vec::with_capacity(specs.len());
+    for chunk in specs.chunks(4096) {
+        let created: Vec<(W, tongbao::protocol::certificate::Registration)> = chunk
+            .par_iter()
+            .map(|&(i, kind, _, seed)| {
+                let k = match kind {
+                    WalletKind::Personal => 1,
+                    WalletKind::Merchant => 2,
+                    WalletKind::Till => 3,
+                    _ => 4,
+                };
+                let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
+                Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
+            })
+            .collect::<Result<_, _>>()?;
+        let regs: Vec<(tongbao::protocol::certificate::Registration, WalletClass)> = created
+            .iter()
+            .zip(chunk)
+            .map(|((_, reg), &(_, _, class, _))| (reg.clone(), class))
+            .collect();
+        let certs = iss.certify_batch(&regs, valid, now);
+        let wallets: Vec<W> = created
+            .into_par_iter()
+            .zip(certs)
+            .map(|((w, _), cert)| -> anyhow::Result<W> {
+                w.import(TbFile::Certificate(cert?), now)?;
+                Ok(w)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        out.extend(wallets);
+    }
+    Ok(out)
 }
 
 /// The wallet key → index maps for payees.

@@ -57,18 +57,32 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
         w.day(d)?;
         opts.progress.inc(1);
     }
-    if std::env::var_os("TONGBAO_PILOT_TIMING").is_some() {
+    let timing = std::env::var_os("TONGBAO_PILOT_TIMING").is_some();
+    if timing {
         eprintln!("timing (s): claims, pay, deliver, evening = {:?}", w.timing);
     }
     opts.progress
         .set_message("closing: last syncs, clawback, audit");
     let end = sc.end();
+    let clock = std::time::Instant::now();
     w.close(end)?;
+    let t_close = clock.elapsed().as_secs_f64();
     let closing = w.reconcile(end + 1)?;
+    let t_reconcile = clock.elapsed().as_secs_f64() - t_close;
     let audit = w.iss.audit()?;
+    let t_audit = clock.elapsed().as_secs_f64() - t_close - t_reconcile;
     opts.progress.inc(1);
     opts.progress.finish_and_clear();
-    report::build(&w, seed, closing, audit)
+    let report = report::build(&w, seed, closing, audit);
+    w.teardown();
+    if timing {
+        let t_rest = clock.elapsed().as_secs_f64() - t_close - t_reconcile - t_audit;
+        eprintln!(
+            "timing (s): close, clawback and reconcile, audit, report and teardown = {:?}",
+            [t_close, t_reconcile, t_audit, t_rest]
+        );
+    }
+    report
 }
 
 /// Sets the key set's hop limit (a fresh issuer, before any wallet trusts the key set).

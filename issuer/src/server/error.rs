@@ -28,7 +28,8 @@ pub enum ErrorCode {
     UnknownWallet,
     /// The wallet is revoked.
     Revoked,
-    /// A sync id reused for a different request, or a state that already holds.
+    /// A sync id reused for a different request, a registration for a key already certified, or
+    /// a state that already holds.
     Conflict,
     /// The issuer refuses the request (policy).
     Refused,
@@ -196,7 +197,8 @@ impl From<VerifyError> for ApiError {
     fn from(e: VerifyError) -> ApiError {
         let code = match &e {
             VerifyError::Decode(_) => ErrorCode::DecodeError,
-            VerifyError::Crypto(CryptoError::BadSignature(_)) => ErrorCode::BadSignature,
+            VerifyError::Crypto(CryptoError::BadSignature(_))
+            | VerifyError::BadIssuerSignature(_) => ErrorCode::BadSignature,
             VerifyError::Crypto(CryptoError::BadAddress(..)) => ErrorCode::BadRequest,
             VerifyError::Expired { .. } => ErrorCode::Expired,
             VerifyError::Revoked(_) => ErrorCode::Revoked,
@@ -276,5 +278,17 @@ mod tests {
             code(IssuerError::GroupFailed("storage: disk".into())),
             ErrorCode::Internal
         );
+    }
+
+    #[test]
+    fn every_bad_signature_is_bad_signature() {
+        for e in [
+            VerifyError::Crypto(CryptoError::BadSignature("sync request")),
+            VerifyError::BadIssuerSignature("note"),
+            VerifyError::BadIssuerSignature("certificate"),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.code, ErrorCode::BadSignature, "{}", api.message);
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! The public endpoints: health, keys, revocations, register, sync, pay; and the JSON fallbacks.
 
+use std::sync::{Mutex, PoisonError};
+
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::oneshot;
-use tongbao::protocol::certificate::{Registration, WalletClass};
+use tongbao::Signature;
+use tongbao::protocol::certificate::{Certificate, Registration, WalletClass};
 use tongbao::protocol::payment::Payment;
 use tongbao::protocol::sync::{CoinStatus, SyncRequest};
 
@@ -97,8 +100,8 @@ pub struct RegisterBody {
     class: Option<String>,
 }
 
-/// `POST /v1/register`: certifies a wallet. A simulator: a real issuer would check the holder's
-/// identity before certifying classes I to III.
+/// `POST /v1/register`: certifies a wallet not yet certified (see [`register_once`]). A
+/// simulator: a real issuer would check the holder's identity before certifying classes I to III.
 pub async fn register(
     State(s): State<AppState>,
     JsonBody(b): JsonBody<RegisterBody>,
@@ -106,11 +109,76 @@ pub async fn register(
     let reg: Registration = from_hex("registration", &b.registration)?;
     let class = parse_class(b.class.as_deref(), WalletClass::IV)?;
     let now = s.clock.now()?;
-    let cert = ledger(&s, move |iss| {
-        iss.certify(&reg, class, DEFAULT_CERT_SECS, now)
-    })
-    .await?;
+    let cert = ledger(&s, move |iss| register_once(iss, &reg, class, now)).await?;
     json(&json!({ "certificate": to_hex(&cert) }))
+}
+
+/// Public registrations, one at a time: whether a key is certified is checked and acted on with no
+/// other registration in between (the operator's certify does not take it: it may re-certify).
+static REGISTRATIONS: Mutex<()> = Mutex::new(());
+
+/// A registration is public (it rides in files and over the wire), so anybody can send a wallet's
+/// registration again: that must not re-certify the wallet (known defect D5, fixed). A key not
+/// yet certified is certified for `class`. A key already certified gets, if the request asks for
+/// exactly what it holds (same kind, merchant and class) and its certificate is still the one
+/// registration gave (serial 1), that certificate back unchanged: `wallet init --issuer` run again
+/// to finish a registration whose answer was lost. Anything else is `409 conflict`: a different
+/// class, or a certificate since renewed (renewals come with sync, which the wallet signs) or
+/// re-certified; only the operator re-certifies (`POST /v1/operator/certify`, `issuer certify`).
+fn register_once(
+    iss: &Issuer,
+    reg: &Registration,
+    class: WalletClass,
+    now: u64,
+) -> Result<Certificate, IssuerError> {
+    reg.verify()?;
+    let _one = REGISTRATIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(rec) = iss.wallet(&reg.wallet)? else {
+        return iss.certify(reg, class, DEFAULT_CERT_SECS, now);
+    };
+    if iss.revocations()?.is_revoked(&reg.wallet) {
+        return Err(IssuerError::Revoked(reg.wallet.address()));
+    }
+    let conflict = |why: String| {
+        IssuerError::Conflict(format!(
+            "wallet {} is already certified ({why}): a registration is certified once; renewals come with sync, and only the operator re-certifies",
+            reg.wallet.address()
+        ))
+    };
+    let merchant = reg.merchant.map(|m| m.address());
+    if rec.kind != reg.kind || rec.merchant != merchant {
+        return Err(conflict(format!("as a {} wallet", rec.kind)));
+    }
+    if rec.class != class.to_string() {
+        return Err(conflict(format!("in class {}, not {class}", rec.class)));
+    }
+    if rec.cert_serial != 1 {
+        return Err(conflict(format!(
+            "its certificate is number {}",
+            rec.cert_serial
+        )));
+    }
+    // The certificate registration gave, signed again: ed25519 signatures are deterministic, so
+    // the same fields under the same key give the same bytes (see `Issuer::certify_with`: issued at
+    // registration, with the class's default limits, by the key that signed then).
+    let issued_at = rec.registered_at;
+    let (key_id, key) = iss
+        .signing_key(issued_at)
+        .map_err(|e| conflict(format!("its certificate cannot be given again: {e}")))?;
+    Ok(Certificate {
+        key_id,
+        wallet: reg.wallet,
+        kind: reg.kind,
+        class,
+        merchant: reg.merchant,
+        limits: class.default_limits(),
+        serial: rec.cert_serial,
+        counter_base: rec.counter_base,
+        issued_at,
+        expires_at: rec.cert_expires_at,
+        signature: Signature([0; 64]),
+    }
+    .signed(&key))
 }
 
 /// Body of `POST /v1/sync` and `POST /v1/operator/settle`.

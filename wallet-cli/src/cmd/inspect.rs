@@ -8,6 +8,7 @@ use tongbao::Fen;
 use tongbao::protocol::certificate::WalletKind;
 use tongbao::protocol::file::TbFile;
 use tongbao::protocol::keyset::IssuerKeySet;
+use tongbao::protocol::proof::DoubleSpendProof;
 use tongbao::protocol::request::PaymentRequest;
 use tongbao::protocol::revocation::RevocationList;
 use tongbao::protocol::{Context, SignedBody};
@@ -159,10 +160,17 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         }),
         TbFile::Proof(p) => json!({
             "kind": file.kind_name(),
-            "cheater": p.signer.address(),
+            "proof_kind": p.kind(),
+            "cheater": p.signer().address(),
             "coin": p.coin().to_hex(),
-            "transfers": [p.first.id().to_hex(), p.second.id().to_hex()],
-            "check": match p.verify() { Ok(()) => "ok: two different transfers of one coin, both signed by the cheater".to_string(), Err(e) => format!("INVALID: {e}") },
+            "what": p.what(),
+            "transfers": p.transfers().iter().map(|t| t.id().to_hex()).collect::<Vec<_>>(),
+            "check": match p {
+                // Two transfers signed by one key: no issuer key needed.
+                DoubleSpendProof::TwoSpends(t) => match t.verify() { Ok(()) => "ok: two different transfers of one coin, both signed by the cheater".to_string(), Err(e) => format!("INVALID: {e}") },
+                // The issuer's statement of the collection is checked against its root.
+                DoubleSpendProof::CollectedThenSpent(c) => check(&|cx| c.verify(cx.keys)),
+            },
         }),
         TbFile::SyncRequest(q) => json!({
             "kind": file.kind_name(),

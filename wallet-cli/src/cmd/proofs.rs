@@ -45,9 +45,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         .map(|p| {
             serde_json::json!({
                 "id": p.id().to_hex(),
-                "cheater": p.signer.address(),
+                "kind": p.kind(),
+                "cheater": p.signer().address(),
                 "coin": p.coin().to_hex(),
-                "transfers": [p.first.id().to_hex(), p.second.id().to_hex()],
+                "transfers": p.transfers().iter().map(|t| t.id().to_hex()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -59,10 +60,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     }
     for p in &proofs {
         println!(
-            "proof {}: {} spent coin {} twice",
+            "proof {}: {} {}",
             p.id().short(),
-            p.signer.address(),
-            p.coin().short()
+            p.signer().address(),
+            p.what()
         );
     }
     Ok(())

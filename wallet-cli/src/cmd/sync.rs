@@ -238,7 +238,8 @@ pub fn report(
                 "value_fen": r.value.0,
                 "reason": r.reason.as_str(),
                 "proof": r.proof.as_ref().map(|p| p.id().to_hex()),
-                "cheater": r.proof.as_ref().map(|p| p.signer.address()),
+                "cheater": r.proof.as_ref().map(|p| p.signer().address()),
+                "proof_kind": r.proof.as_ref().map(|p| p.kind()),
             })
         })
         .collect();
@@ -282,7 +283,14 @@ pub fn report(
         let proof = r
             .proof
             .as_ref()
-            .map(|p| format!(" (proof {} against {})", p.id().short(), p.signer.address()))
+            .map(|p| {
+                format!(
+                    " (proof {} against {}: {})",
+                    p.id().short(),
+                    p.signer().address(),
+                    p.what()
+                )
+            })
             .unwrap_or_default();
         println!(
             "  rejected: coin {} {}: {}{proof}",
