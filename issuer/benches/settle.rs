@@ -96,24 +96,43 @@ fn wallet(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut bank = Bank::new(6);
     let shop = bank.certified(MemStore::new(), WalletKind::Merchant);
-    let payer = bank.certified(
-        SledStore::open(&dir.path().join("payer")).expect("sled"),
-        WalletKind::Personal,
-    );
-    let payee = bank.certified(
-        SledStore::open(&dir.path().join("payee")).expect("sled"),
-        WalletKind::Merchant,
-    );
+    // A certificate allows so many offline payments (500 for class I): a fresh payer, on a
+    // fresh sled database, takes over every 400 payments (outside the timing).
+    let payers = std::cell::Cell::new(0u32);
+    let new_payer = |bank: &mut Bank| {
+        payers.set(payers.get() + 1);
+        let path = dir.path().join(format!("payer-{}", payers.get()));
+        bank.certified(SledStore::open(&path).expect("sled"), WalletKind::Personal)
+    };
+    let payer = std::cell::RefCell::new(new_payer(&mut bank));
+    let paid = std::cell::Cell::new(0u32);
+    // The payee checks its balance cap against every coin it holds, so a fresh payee takes over
+    // every 100 receipts: the figure is for a till holding up to 100 unsettled coins.
+    let payees = std::cell::Cell::new(0u32);
+    let new_payee = |bank: &mut Bank| {
+        payees.set(payees.get() + 1);
+        let path = dir.path().join(format!("payee-{}", payees.get()));
+        bank.certified(SledStore::open(&path).expect("sled"), WalletKind::Merchant)
+    };
+    let payee = std::cell::RefCell::new(new_payee(&mut bank));
+    let received = std::cell::Cell::new(0u32);
     let mut g = c.benchmark_group("wallet");
     g.sample_size(20).measurement_time(Duration::from_secs(4));
     // Build, sign and commit (durably) a payment of one whole 10.00 note: no change, so the
     // chain does not grow from one iteration to the next. The note is issued outside the timing.
     g.bench_function("pay_sled", |b| {
         b.iter_batched(
-            || bank.fund(&payer, 1_000),
+            || {
+                paid.set(paid.get() + 1);
+                if paid.get() % 400 == 0 {
+                    *payer.borrow_mut() = new_payer(&mut bank);
+                }
+                bank.fund(&payer.borrow(), 1_000)
+            },
             |()| {
                 let mut rng = StdRng::seed_from_u64(1);
                 payer
+                    .borrow()
                     .pay(
                         PayTarget::Direct {
                             to: shop.public(),
@@ -132,11 +151,15 @@ fn wallet(c: &mut Criterion) {
     g.bench_function("receive_sled", |b| {
         b.iter_batched(
             || {
+                received.set(received.get() + 1);
+                if received.get() % 100 == 0 {
+                    *payee.borrow_mut() = new_payee(&mut bank);
+                }
                 let from = bank.certified(MemStore::new(), WalletKind::Personal);
                 bank.fund(&from, 1_000);
                 from.pay(
                     PayTarget::Direct {
-                        to: payee.public(),
+                        to: payee.borrow().public(),
                         amount: Fen(100),
                     },
                     NOW,
@@ -144,7 +167,7 @@ fn wallet(c: &mut Criterion) {
                 )
                 .expect("pay")
             },
-            |p| payee.receive(&p, NOW).expect("receive"),
+            |p| payee.borrow().receive(&p, NOW).expect("receive"),
             BatchSize::PerIteration,
         )
     });
