@@ -15,12 +15,12 @@ use issuer::Issuer;
 use issuer::bench::{SettleLoad, prepare, run_in_process, settle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tongbao::Fen;
 use tongbao::protocol::certificate::{WalletClass, WalletKind};
 use tongbao::protocol::file::TbFile;
 use tongbao::protocol::note::Earmark;
 use tongbao::store::{MemStore, SledStore};
 use tongbao::wallet::{PayTarget, Wallet};
-use tongbao::{Fen, SecretKey};
 
 /// 2026-11-21T09:30:00Z.
 const NOW: u64 = 1_795_253_400;
@@ -34,14 +34,7 @@ fn full_run() -> bool {
 fn baseline(c: &mut Criterion) {
     // Measure the arithmetic: the process-wide cache of checks that passed would answer repeats.
     tongbao::crypto::set_signature_cache(false);
-    let keys: Vec<SecretKey> = (0..64u8)
-        .map(|i| SecretKey::from_seed(&[i.wrapping_add(1); 32]))
-        .collect();
-    let msgs: Vec<Vec<u8>> = (0..64u32)
-        .map(|i| format!("tongbao baseline {i}").into_bytes())
-        .collect();
-    let sigs: Vec<_> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
-    let pubs: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let (msgs, sigs, pubs) = issuer::bench::baseline_signatures();
     let mut g = c.benchmark_group("baseline");
     g.throughput(Throughput::Elements(1));
     g.bench_function("verify_strict", |b| {
@@ -124,7 +117,7 @@ fn wallet(c: &mut Criterion) {
         b.iter_batched(
             || {
                 paid.set(paid.get() + 1);
-                if paid.get() % 400 == 0 {
+                if paid.get().is_multiple_of(400) {
                     *payer.borrow_mut() = new_payer(&mut bank);
                 }
                 bank.fund(&payer.borrow(), 1_000)
@@ -152,7 +145,7 @@ fn wallet(c: &mut Criterion) {
         b.iter_batched(
             || {
                 received.set(received.get() + 1);
-                if received.get() % 100 == 0 {
+                if received.get().is_multiple_of(100) {
                     *payee.borrow_mut() = new_payee(&mut bank);
                 }
                 let from = bank.certified(MemStore::new(), WalletKind::Personal);

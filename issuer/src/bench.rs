@@ -180,16 +180,26 @@ pub fn settle<S: Store + Sync>(
     (start.elapsed().as_secs_f64(), latencies, settling)
 }
 
-/// Signatures per second for `verify_strict` and for 64-signature batches, on one core.
-pub fn verify_baseline() -> (f64, f64) {
+/// The baseline's 64 messages, their signatures and the 64 keys that signed them.
+pub fn baseline_signatures() -> (
+    Vec<Vec<u8>>,
+    Vec<tongbao::Signature>,
+    Vec<tongbao::PublicKey>,
+) {
     let keys: Vec<SecretKey> = (0..64u8)
         .map(|i| SecretKey::from_seed(&[i.wrapping_add(1); 32]))
         .collect();
     let msgs: Vec<Vec<u8>> = (0..64u32)
         .map(|i| format!("tongbao baseline {i}").into_bytes())
         .collect();
-    let sigs: Vec<_> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
-    let pubs: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let sigs = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let pubs = keys.iter().map(|k| k.public()).collect();
+    (msgs, sigs, pubs)
+}
+
+/// Signatures per second for `verify_strict` and for 64-signature batches, on one core.
+pub fn verify_baseline() -> (f64, f64) {
+    let (msgs, sigs, pubs) = baseline_signatures();
     let rounds = 30;
     let t = Instant::now();
     for _ in 0..rounds {

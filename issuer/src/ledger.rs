@@ -519,19 +519,8 @@ impl<S: Store> Issuer<S> {
         let expires_at = now
             .checked_add(valid_secs)
             .ok_or_else(|| IssuerError::Refused("validity too long".into()))?;
-        let cert = Certificate {
-            key_id,
-            wallet: reg.wallet,
-            kind: reg.kind,
-            class,
-            merchant: reg.merchant,
-            limits: class.default_limits(),
-            serial,
-            counter_base,
-            issued_at: now,
-            expires_at,
-            signature: Signature([0; 64]),
-        };
+        let cert =
+            registration_certificate(reg, class, key_id, serial, counter_base, now, expires_at);
         let rec = WalletRecord {
             address: reg.wallet.address(),
             kind: reg.kind,
@@ -834,6 +823,33 @@ pub(crate) fn holder_key_raw(holder: &[u8; 32], coin: &tongbao::Id) -> Vec<u8> {
     k.extend_from_slice(holder);
     k.extend_from_slice(&coin.0);
     k
+}
+
+/// The certificate (not yet signed) that certifying `reg` in `class` gives: the class's default
+/// limits, with the serial, counter base and validity given. The registration handler builds the
+/// first one again with it (signing is deterministic, so the bytes are the same).
+pub(crate) fn registration_certificate(
+    reg: &Registration,
+    class: WalletClass,
+    key_id: u32,
+    serial: u64,
+    counter_base: u64,
+    issued_at: u64,
+    expires_at: u64,
+) -> Certificate {
+    Certificate {
+        key_id,
+        wallet: reg.wallet,
+        kind: reg.kind,
+        class,
+        merchant: reg.merchant,
+        limits: class.default_limits(),
+        serial,
+        counter_base,
+        issued_at,
+        expires_at,
+        signature: Signature([0; 64]),
+    }
 }
 
 /// Refuses a registration dated in the future (beyond five minutes of clock skew).

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::oneshot;
-use tongbao::Signature;
 use tongbao::protocol::certificate::{Certificate, Registration, WalletClass};
 use tongbao::protocol::payment::Payment;
 use tongbao::protocol::sync::{CoinStatus, SyncRequest};
@@ -165,19 +164,15 @@ fn register_once(
     let (key_id, key) = iss
         .signing_key(issued_at)
         .map_err(|e| conflict(format!("its certificate cannot be given again: {e}")))?;
-    Ok(Certificate {
-        key_id,
-        wallet: reg.wallet,
-        kind: reg.kind,
+    Ok(crate::ledger::registration_certificate(
+        reg,
         class,
-        merchant: reg.merchant,
-        limits: class.default_limits(),
-        serial: rec.cert_serial,
-        counter_base: rec.counter_base,
+        key_id,
+        rec.cert_serial,
+        rec.counter_base,
         issued_at,
-        expires_at: rec.cert_expires_at,
-        signature: Signature([0; 64]),
-    }
+        rec.cert_expires_at,
+    )
     .signed(&key))
 }
 
