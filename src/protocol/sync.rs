@@ -213,6 +213,31 @@ pub struct CoinResult {
     pub proof: Option<DoubleSpendProof>,
 }
 
+impl CoinResult {
+    /// One line for a person: the coin, its value, the result's reason and any proof (its id,
+    /// the cheater, what the cheater did), e.g. `coin 1a2b3c4d 12.00: double-spend (proof ...)`.
+    pub fn describe(&self) -> String {
+        let proof = self
+            .proof
+            .as_ref()
+            .map(|p| {
+                format!(
+                    " (proof {} against {}: {})",
+                    p.id().short(),
+                    p.signer().address(),
+                    p.what()
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "coin {} {}: {}{proof}",
+            self.coin.short(),
+            self.value,
+            self.reason.as_str()
+        )
+    }
+}
+
 /// The issuer's signed answer to a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResponse {

@@ -74,24 +74,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         .iter()
         .filter(|r| r.status == CoinStatus::Rejected)
     {
-        let proof = r
-            .proof
-            .as_ref()
-            .map(|p| {
-                format!(
-                    " (proof {} against {}: {})",
-                    p.id().short(),
-                    p.signer().address(),
-                    p.what()
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "  rejected: coin {} {}: {}{proof}",
-            r.coin.short(),
-            r.value,
-            r.reason.as_str()
-        );
+        println!("  rejected: {}", r.describe());
     }
     println!(
         "fresh notes {fresh}; {} credit(s) collected; {} to the bank account",

@@ -280,24 +280,7 @@ pub fn report(
         .iter()
         .filter(|r| r.status == CoinStatus::Rejected)
     {
-        let proof = r
-            .proof
-            .as_ref()
-            .map(|p| {
-                format!(
-                    " (proof {} against {}: {})",
-                    p.id().short(),
-                    p.signer().address(),
-                    p.what()
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "  rejected: coin {} {}: {}{proof}",
-            r.coin.short(),
-            r.value,
-            r.reason.as_str()
-        );
+        println!("  rejected: {}", r.describe());
     }
     let keys: Vec<String> = resp.notes.iter().map(|n| n.key_id.to_string()).collect();
     println!(
