@@ -425,12 +425,7 @@ impl<S: Store> Issuer<S> {
         S: Sync,
     {
         use rayon::prelude::*;
-        let fail_all = |e: IssuerError| {
-            let msg = e.to_string();
-            regs.iter()
-                .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
-                .collect()
-        };
+        let fail_all = |e: IssuerError| group_failed(regs.len(), &e);
         let checked: Vec<Result<(), IssuerError>> = regs
             .par_iter()
             .map(|(reg, _)| {
@@ -571,13 +566,7 @@ impl<S: Store> Issuer<S> {
             .and_then(|k| Ok((k, self.revocations()?)));
         let ((key_id, key), rl) = match prepared {
             Ok(p) => p,
-            Err(e) => {
-                let msg = e.to_string();
-                return items
-                    .iter()
-                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
-                    .collect();
-            }
+            Err(e) => return group_failed(items.len(), &e),
         };
         let mut notes: Vec<Result<Note, IssuerError>> = items
             .par_iter()
@@ -618,11 +607,7 @@ impl<S: Store> Issuer<S> {
             }
         }
         if let Err(e) = self.store.commit(b) {
-            let msg = e.to_string();
-            return items
-                .iter()
-                .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
-                .collect();
+            return group_failed(items.len(), &e.into());
         }
         notes
             .into_iter()
@@ -823,6 +808,14 @@ pub(crate) fn holder_key_raw(holder: &[u8; 32], coin: &tongbao::Id) -> Vec<u8> {
     k.extend_from_slice(holder);
     k.extend_from_slice(&coin.0);
     k
+}
+
+/// The result of every item of a group that failed as a whole (nothing of it was written).
+pub(crate) fn group_failed<T>(n: usize, e: &IssuerError) -> Vec<Result<T, IssuerError>> {
+    let msg = e.to_string();
+    (0..n)
+        .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
+        .collect()
 }
 
 /// The certificate (not yet signed) that certifying `reg` in `class` gives: the class's default

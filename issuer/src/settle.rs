@@ -23,7 +23,9 @@ use tongbao::settlement::{CoinState, Collected, LedgerView, Overlay, settle_chai
 use tongbao::store::{Batch, Store, StoreError};
 use tongbao::{Fen, Id, Nonce, PublicKey, Signature};
 
-use crate::ledger::{DEFAULT_CERT_SECS, Issuer, IssuerError, holder_key, holder_key_raw, keys};
+use crate::ledger::{
+    DEFAULT_CERT_SECS, Issuer, IssuerError, group_failed, holder_key, holder_key_raw, keys,
+};
 
 /// The ledger's coin states as a [`LedgerView`].
 pub(crate) struct StoreView<'a, S: Store>(pub &'a S);
@@ -193,12 +195,7 @@ impl<S: Store> Issuer<S> {
         let _guard = self.lock();
         match self.sync_group(reqs, checked, now) {
             Ok(results) => results,
-            Err(e) => {
-                let msg = e.to_string();
-                reqs.iter()
-                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
-                    .collect()
-            }
+            Err(e) => group_failed(reqs.len(), &e),
         }
     }
 
@@ -896,12 +893,7 @@ impl<S: Store> Issuer<S> {
         let n = items.len();
         match self.pay_group(items) {
             Ok(results) => results,
-            Err(e) => {
-                let msg = e.to_string();
-                (0..n)
-                    .map(|_| Err(IssuerError::GroupFailed(msg.clone())))
-                    .collect()
-            }
+            Err(e) => group_failed(n, &e),
         }
     }
 
