@@ -229,12 +229,7 @@ impl<S: Store> Issuer<S> {
         let mut verified: HashSet<Id> = HashSet::new();
         let mut out = Vec::with_capacity(req.coins.len());
         for c in &req.coins {
-            let refresh = c.hops.last().is_some_and(|h| {
-                h.transfer
-                    .outputs
-                    .get(usize::from(h.index))
-                    .is_some_and(|o| o.holder == root)
-            });
+            let refresh = comes_home(c, &root);
             let mut checks: Vec<SigCheck> = Vec::new();
             let Ok(info) =
                 c.check_structure(if refresh { &refresh_ctx } else { &ctx }, &mut checks)
@@ -449,12 +444,7 @@ impl<S: Store> Issuer<S> {
                 // payer's report of a payment says nothing of whether the payee took it (it may
                 // have refused it, or never received it); a payee who took it brings it home at
                 // its own sync. Counted once per lost coin, however often it is presented.
-                let refresh = coin.hops.last().is_some_and(|h| {
-                    h.transfer
-                        .outputs
-                        .get(usize::from(h.index))
-                        .is_some_and(|o| o.holder == root)
-                });
+                let refresh = comes_home(coin, &root);
                 let loss = info
                     .links
                     .last()
@@ -1031,6 +1021,16 @@ impl<S: Store> Issuer<S> {
         self.store.commit(b)?;
         Ok(list)
     }
+}
+
+/// Whether a chain ends with its holder paying the coin to the issuer (a refresh or redemption).
+fn comes_home(coin: &tongbao::protocol::coin::Coin, issuer: &PublicKey) -> bool {
+    coin.hops.last().is_some_and(|h| {
+        h.transfer
+            .outputs
+            .get(usize::from(h.index))
+            .is_some_and(|o| o.holder == *issuer)
+    })
 }
 
 /// The earmark-index key of a coin: red-envelope money held by its winner.
