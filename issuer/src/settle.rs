@@ -899,6 +899,7 @@ impl<S: Store> Issuer<S> {
         let mut out: Vec<Result<Option<Confirmation>, IssuerError>> = Vec::new();
         let mut seen: HashSet<Id> = HashSet::new();
         let mut last_now = 0;
+        let mut to_sign: Vec<(usize, &Payment, u64)> = Vec::new();
         for (payment, checked, now) in items {
             last_now = last_now.max(now);
             let pid = payment.id();
@@ -969,10 +970,25 @@ impl<S: Store> Issuer<S> {
             }
             ov.absorb(child.into_changes());
             g.merge(part);
-            let conf = Confirmation::sign(&self.root, payment, now);
-            g.batch
-                .put(keys::with(keys::ONLINE, &pid.0), conf.to_bytes());
-            out.push(Ok(Some(conf)));
+            out.push(Ok(None));
+            to_sign.push((out.len() - 1, payment, now));
+        }
+        // The confirmations of the group, signed on every core once its rules have run (as a
+        // sync group's responses are), and stored with it.
+        use rayon::prelude::*;
+        let root = &self.root;
+        let signed: Vec<(usize, Confirmation)> = to_sign
+            .into_par_iter()
+            .map(|(i, payment, now)| (i, Confirmation::sign(root, payment, now)))
+            .collect();
+        for (i, conf) in signed {
+            g.batch.put(
+                keys::with(keys::ONLINE, &conf.payment_id.0),
+                conf.to_bytes(),
+            );
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Ok(Some(conf));
+            }
         }
         self.apply_revocations(&mut g, rl, last_now)?;
         self.commit_group(g, ov)?;

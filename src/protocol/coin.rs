@@ -135,6 +135,32 @@ pub fn verify_signatures(checks: &[SigCheck]) -> Result<(), VerifyError> {
     }
 }
 
+/// Checks many independent signatures, each an item of its own (registrations, certificates,
+/// notes, the transfers an audit rechecks), in batches of [`EACH_BATCH`] on every core, and returns
+/// each one's verdict, the same as `verify_strict`'s. A batch with a bad signature is checked again
+/// one by one, so a bad item costs only its own batch; checks that pass are remembered like those of
+/// [`verify_signatures`], so the item's own verification later finds its check done.
+pub fn verify_each(checks: &[SigCheck]) -> Vec<bool> {
+    use rayon::prelude::*;
+    checks
+        .par_chunks(EACH_BATCH)
+        .flat_map_iter(|chunk| {
+            if verify_signatures(chunk).is_ok() {
+                vec![true; chunk.len()]
+            } else {
+                chunk
+                    .iter()
+                    .map(|c| verify_signatures(std::slice::from_ref(c)).is_ok())
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Signatures per batch in [`verify_each`]: past 64 a batch gains little per signature, and a
+/// failed batch is rechecked whole.
+pub const EACH_BATCH: usize = 64;
+
 /// Whether a signature's `R` is canonically encoded and decodes to a point that is not of small
 /// order (the checks `verify_strict` makes and batch verification does not: `verify_strict`
 /// compares `R`'s bytes with the canonical encoding of the point it computes).

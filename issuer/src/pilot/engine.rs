@@ -39,6 +39,9 @@ pub(crate) mod stream {
     pub const SYNC: u64 = 6;
 }
 
+/// People whose payments of the day are made together (their requests checked as one slice).
+const PAY_SLICE: usize = 8192;
+
 /// A generator for one (stream, wallet, step): independent of the order work runs in.
 pub(crate) fn rng_for(seed: u64, stream: u64, a: u64, b: u64) -> StdRng {
     let mut h = blake3::Hasher::new();
@@ -353,7 +356,7 @@ impl World {
             .filter(|&&i| self.plans[i as usize].topup > Fen::ZERO)
             .map(|&i| (Who::Person(i), self.plans[i as usize].topup, Fen::ZERO))
             .collect();
-        self.sync_round(topups, t + 60)?;
+        super::timing::time("claims: top-up syncs", || self.sync_round(topups, t + 60))?;
         let end = self.sc.end();
         // The envelopes: issued as one batch (signed on every core, one commit), each with the
         // serial its winner's stream draws, then imported on every core.
@@ -380,15 +383,27 @@ impl World {
                 )
             })
             .collect();
-        let bundles = self.iss.issue_batch(&items, t + 120);
-        wallets
-            .par_iter()
-            .zip(bundles)
-            .map(|(w, notes)| -> anyhow::Result<()> {
-                w.import(TbFile::Notes(notes?), t + 180)?;
-                Ok(())
-            })
-            .collect::<anyhow::Result<()>>()?;
+        let bundles =
+            super::timing::time("claims: issue", || self.iss.issue_batch(&items, t + 120));
+        super::timing::time("claims: prewarm notes", || {
+            let checks: Vec<_> = bundles
+                .iter()
+                .filter_map(|b| b.as_ref().ok())
+                .flat_map(|b| &b.notes)
+                .filter_map(|n| super::prewarm::note(&keyset, n))
+                .collect();
+            super::prewarm::run(&checks);
+        });
+        super::timing::time("claims: import notes", || {
+            wallets
+                .par_iter()
+                .zip(bundles)
+                .map(|(w, notes)| -> anyhow::Result<()> {
+                    w.import(TbFile::Notes(notes?), t + 180)?;
+                    Ok(())
+                })
+                .collect::<anyhow::Result<()>>()
+        })?;
         Ok(who.len() as u64)
     }
 
@@ -487,27 +502,34 @@ impl World {
         let mut by_shop: Vec<ShopRequests> = by_shop.into_iter().collect();
         by_shop.sort_by_key(|(s, _)| *s);
         let (shops, seed) = (&self.shops, self.seed);
-        let requests: HashMap<u32, tongbao::protocol::request::PaymentRequest> = by_shop
-            .par_iter()
-            .map(|(s, list)| {
-                let w = &shops[*s as usize];
-                let mut out = Vec::with_capacity(list.len());
-                for (k, &(rec, amount, time)) in list.iter().enumerate() {
-                    let mut rng = rng_for(
-                        seed,
-                        stream::REQUEST,
-                        u64::from(*s),
-                        u64::from(rec) << 8 | k as u64 & 0xff,
-                    );
-                    let r = w.create_request(amount, String::new(), 1800, time - 30, &mut rng)?;
-                    out.push((rec, r));
-                }
-                Ok(out)
+        // Every request on its own (each from its own stream), so one busy shop (the online
+        // shop takes about half the payments) does not keep one core alone at work.
+        let items: Vec<(u32, usize, u32, Fen, u64)> = by_shop
+            .iter()
+            .flat_map(|(s, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(k, &(rec, amount, time))| (*s, k, rec, amount, time))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
             .collect();
+        let requests: HashMap<u32, tongbao::protocol::request::PaymentRequest> =
+            super::timing::time("pay: requests", || {
+                items
+                    .par_iter()
+                    .map(|&(s, k, rec, amount, time)| {
+                        let w = &shops[s as usize];
+                        let mut rng = rng_for(
+                            seed,
+                            stream::REQUEST,
+                            u64::from(s),
+                            u64::from(rec) << 8 | k as u64 & 0xff,
+                        );
+                        let r =
+                            w.create_request(amount, String::new(), 1800, time - 30, &mut rng)?;
+                        Ok((rec, r))
+                    })
+                    .collect::<anyhow::Result<HashMap<_, _>>>()
+            })?;
         // Payments: each person's in time order; people on both cores.
         let mut by_person: Vec<(u32, Vec<usize>)> = Vec::new();
         for (k, j) in jobs.iter().enumerate() {
@@ -530,26 +552,44 @@ impl World {
         };
         let persons = &self.persons;
         let pool = &self.pool;
-        let results: Vec<Vec<(u32, Result<Payment, String>)>> = by_person
-            .par_iter()
-            .filter(|(p, _)| !self.plans[*p as usize].cheater)
-            .map(|(p, ks)| {
-                let Some(w) = persons[*p as usize].as_ref() else {
-                    return Vec::new();
-                };
-                let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
-                ks.iter()
-                    .map(|&k| {
-                        let j = &jobs[k];
-                        let r = match target(j, j.rec, pool) {
-                            Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
-                            None => Err("no request".into()),
+        // A slice of people at a time: the requests they pay are checked first as batches
+        // (`prewarm`), then each person's wallet pays on its own.
+        let mut results: Vec<Vec<(u32, Result<Payment, String>)>> = Vec::new();
+        for slice in by_person.chunks(PAY_SLICE) {
+            super::timing::time("pay: prewarm requests", || {
+                let checks: Vec<_> = slice
+                    .iter()
+                    .flat_map(|(_, ks)| ks.iter())
+                    .filter_map(|&k| requests.get(&jobs[k].rec))
+                    .map(|r| super::prewarm::signed(r.payee, r, r.signature, "payment request"))
+                    .collect();
+                super::prewarm::run(&checks);
+            });
+            results.extend(super::timing::time("pay: sign", || {
+                slice
+                    .par_iter()
+                    .filter(|(p, _)| !self.plans[*p as usize].cheater)
+                    .map(|(p, ks)| {
+                        let Some(w) = persons[*p as usize].as_ref() else {
+                            return Vec::new();
                         };
-                        (j.rec, r)
+                        let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
+                        ks.iter()
+                            .map(|&k| {
+                                let j = &jobs[k];
+                                let r = match target(j, j.rec, pool) {
+                                    Some(t) => {
+                                        w.pay(t, j.time, &mut rng).map_err(|e| e.to_string())
+                                    }
+                                    None => Err("no request".into()),
+                                };
+                                (j.rec, r)
+                            })
+                            .collect()
                     })
-                    .collect()
-            })
-            .collect();
+                    .collect::<Vec<_>>()
+            }));
+        }
         let mut made: Vec<(u32, Result<Payment, String>)> = results.into_iter().flatten().collect();
         // Cheaters, one by one: pay, roll the wallet back to before, pay the same money again.
         for (p, ks) in &by_person {
@@ -677,14 +717,18 @@ impl World {
             || {
                 // Checked on every core, then settled in time order as one group with one
                 // commit (the same outcome as settling them one by one).
-                let checked: Vec<_> = online
-                    .par_iter()
-                    .map(|(rec, p)| {
-                        let t = pays[*rec as usize].time;
-                        (p, iss.precheck_payment(p, t), t)
-                    })
-                    .collect();
-                let results = iss.pay_online_prechecked(checked);
+                let checked: Vec<_> = super::timing::time("deliver: online precheck", || {
+                    online
+                        .par_iter()
+                        .map(|(rec, p)| {
+                            let t = pays[*rec as usize].time;
+                            (p, iss.precheck_payment(p, t), t)
+                        })
+                        .collect()
+                });
+                let results = super::timing::time("deliver: online settle", || {
+                    iss.pay_online_prechecked(checked)
+                });
                 online
                     .iter()
                     .zip(results)
@@ -692,27 +736,31 @@ impl World {
                     .collect::<Vec<_>>()
             },
             || {
-                by_payee
-                    .par_iter()
-                    .map(|(who, list)| {
-                        let Some(w) = world.wallet(*who) else {
-                            return Vec::new();
-                        };
-                        list.iter()
-                            .map(|(rec, p)| {
-                                let t = pays[*rec as usize].time + 5;
-                                let r = match w.receive(p, t) {
-                                    Ok(_) => Ok(p.coins.iter().map(|c| c.id()).collect::<Vec<_>>()),
-                                    Err(e @ WalletError::DoubleSpend { .. }) => {
-                                        Err((true, e.to_string()))
-                                    }
-                                    Err(e) => Err((false, e.to_string())),
-                                };
-                                (*rec, *who, r)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect::<Vec<_>>()
+                super::timing::time("deliver: offline receive", || {
+                    by_payee
+                        .par_iter()
+                        .map(|(who, list)| {
+                            let Some(w) = world.wallet(*who) else {
+                                return Vec::new();
+                            };
+                            list.iter()
+                                .map(|(rec, p)| {
+                                    let t = pays[*rec as usize].time + 5;
+                                    let r = match w.receive(p, t) {
+                                        Ok(_) => {
+                                            Ok(p.coins.iter().map(|c| c.id()).collect::<Vec<_>>())
+                                        }
+                                        Err(e @ WalletError::DoubleSpend { .. }) => {
+                                            Err((true, e.to_string()))
+                                        }
+                                        Err(e) => Err((false, e.to_string())),
+                                    };
+                                    (*rec, *who, r)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
             },
         );
         for (rec, r) in settled {
@@ -862,33 +910,47 @@ pub(crate) fn make_wallets<S: Store + Sync>(
 ) -> anyhow::Result<Vec<W>> {
     let mut out = Vec::with_capacity(specs.len());
     for chunk in specs.chunks(4096) {
-        let created: Vec<(W, tongbao::protocol::certificate::Registration)> = chunk
-            .par_iter()
-            .map(|&(i, kind, _, seed)| {
-                let k = match kind {
-                    WalletKind::Personal => 1,
-                    WalletKind::Merchant => 2,
-                    WalletKind::Till => 3,
-                    _ => 4,
-                };
-                let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
-                Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
-            })
-            .collect::<Result<_, _>>()?;
+        let created: Vec<(W, tongbao::protocol::certificate::Registration)> =
+            super::timing::time("wallets: create", || {
+                chunk
+                    .par_iter()
+                    .map(|&(i, kind, _, seed)| {
+                        let k = match kind {
+                            WalletKind::Personal => 1,
+                            WalletKind::Merchant => 2,
+                            WalletKind::Till => 3,
+                            _ => 4,
+                        };
+                        let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
+                        Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
+                    })
+                    .collect::<Result<_, _>>()
+            })?;
         let regs: Vec<(tongbao::protocol::certificate::Registration, WalletClass)> = created
             .iter()
             .zip(chunk)
             .map(|((_, reg), &(_, _, class, _))| (reg.clone(), class))
             .collect();
-        let certs = iss.certify_batch(&regs, valid, now);
-        let wallets: Vec<W> = created
-            .into_par_iter()
-            .zip(certs)
-            .map(|((w, _), cert)| -> anyhow::Result<W> {
-                w.import(TbFile::Certificate(cert?), now)?;
-                Ok(w)
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let certs =
+            super::timing::time("wallets: certify", || iss.certify_batch(&regs, valid, now));
+        super::timing::time("wallets: prewarm certs", || {
+            let checks: Vec<_> = certs
+                .iter()
+                .filter_map(|c| c.as_ref().ok())
+                .filter_map(|c| super::prewarm::certificate(keyset, c))
+                .collect();
+            super::prewarm::run(&checks);
+        });
+        let wallets: Vec<W> = super::timing::time("wallets: import certs", || {
+            created
+                .into_par_iter()
+                .zip(certs)
+                .map(|((w, _), cert)| -> anyhow::Result<W> {
+                    w.import(TbFile::Certificate(cert?), now)?;
+                    Ok(w)
+                })
+                .collect::<anyhow::Result<_>>()
+        })?;
         out.extend(wallets);
     }
     Ok(out)

@@ -117,55 +117,87 @@ impl World {
         }
         let seed = self.seed;
         let world = &*self;
-        let reqs: Vec<(Who, SyncRequest)> = list
-            .par_iter()
-            .map(
-                |&(w, topup, redeem)| -> anyhow::Result<Option<(Who, SyncRequest)>> {
-                    let Some(wallet) = world.wallet(w) else {
-                        return Ok(None);
-                    };
-                    let key = match w {
-                        Who::Person(i) => u64::from(i),
-                        Who::Pool(i) => (1 << 40) | u64::from(i),
-                        Who::Shop(i) => (2 << 40) | u64::from(i),
-                    };
-                    let mut rng = rng_for(seed, stream::SYNC, key, now);
-                    Ok(Some((w, wallet.begin_sync(topup, redeem, now, &mut rng)?)))
-                },
-            )
-            .collect::<anyhow::Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
+        let reqs: Vec<(Who, SyncRequest)> = super::timing::time("sync: begin", || {
+            list.par_iter()
+                .map(
+                    |&(w, topup, redeem)| -> anyhow::Result<Option<(Who, SyncRequest)>> {
+                        let Some(wallet) = world.wallet(w) else {
+                            return Ok(None);
+                        };
+                        let key = match w {
+                            Who::Person(i) => u64::from(i),
+                            Who::Pool(i) => (1 << 40) | u64::from(i),
+                            Who::Shop(i) => (2 << 40) | u64::from(i),
+                        };
+                        let mut rng = rng_for(seed, stream::SYNC, key, now);
+                        Ok(Some((w, wallet.begin_sync(topup, redeem, now, &mut rng)?)))
+                    },
+                )
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
         let iss = &self.iss;
-        let checked: Vec<_> = reqs.par_iter().map(|(_, r)| iss.precheck(r, now)).collect();
+        super::timing::time("sync: prewarm requests", || {
+            let checks: Vec<_> = reqs
+                .iter()
+                .map(|(_, r)| super::prewarm::signed(r.wallet, r, r.signature, "sync request"))
+                .collect();
+            super::prewarm::run(&checks);
+        });
+        let checked: Vec<_> = super::timing::time("sync: precheck", || {
+            reqs.par_iter().map(|(_, r)| iss.precheck(r, now)).collect()
+        });
         let just: Vec<SyncRequest> = reqs.iter().map(|(_, r)| r.clone()).collect();
         let mut responses = Vec::with_capacity(reqs.len());
         let mut checked = checked.into_iter();
         for chunk in just.chunks(GROUP) {
             let part: Vec<_> = checked.by_ref().take(chunk.len()).collect();
-            responses.extend(iss.sync_prechecked(chunk, part, now));
+            responses.extend(super::timing::time("sync: settle", || {
+                iss.sync_prechecked(chunk, part, now)
+            }));
         }
+        super::timing::time("sync: prewarm responses", || {
+            let root = self.iss.root();
+            let mut checks = Vec::new();
+            for resp in responses.iter().filter_map(|r| r.as_ref().ok()) {
+                checks.push(super::prewarm::signed(
+                    root,
+                    resp,
+                    resp.signature,
+                    "sync response",
+                ));
+                checks.extend(super::prewarm::certificate(&resp.keyset, &resp.certificate));
+                checks.extend(
+                    resp.notes
+                        .iter()
+                        .filter_map(|n| super::prewarm::note(&resp.keyset, n)),
+                );
+            }
+            super::prewarm::run(&checks);
+        });
         let world = &*self;
-        let applied: Vec<anyhow::Result<bool>> = reqs
-            .par_iter()
-            .zip(responses.par_iter())
-            .map(|((w, _), resp)| {
-                let wallet = world
-                    .wallet(*w)
-                    .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
-                match resp {
-                    Ok(resp) => {
-                        wallet.apply_sync(resp, now)?;
-                        Ok(true)
+        let applied: Vec<anyhow::Result<bool>> = super::timing::time("sync: apply", || {
+            reqs.par_iter()
+                .zip(responses.par_iter())
+                .map(|((w, _), resp)| {
+                    let wallet = world
+                        .wallet(*w)
+                        .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
+                    match resp {
+                        Ok(resp) => {
+                            wallet.apply_sync(resp, now)?;
+                            Ok(true)
+                        }
+                        Err(e) => {
+                            wallet.abandon_sync(&e.to_string(), now)?;
+                            Ok(false)
+                        }
                     }
-                    Err(e) => {
-                        wallet.abandon_sync(&e.to_string(), now)?;
-                        Ok(false)
-                    }
-                }
-            })
-            .collect();
+                })
+                .collect()
+        });
         let mut settled = 0;
         for (((w, req), resp), ok) in reqs.iter().zip(&responses).zip(applied) {
             if !ok? {
