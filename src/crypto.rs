@@ -6,7 +6,7 @@
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError, RwLock};
 
 use bech32::{Bech32m, Hrp};
@@ -265,38 +265,111 @@ impl Borrow<[u8; 32]> for CachedKey {
     }
 }
 
+/// A bounded set in two generations. Insertions go to the young one; when it is full, the old
+/// generation is dropped and the young one becomes old. A hit in the old generation moves the item
+/// back to the young one, so what is in use stays while what is not ages out; memory stays under
+/// two generations' worth. (Emptying a full set outright, as a one-generation cache must, makes a
+/// working set a little larger than the cache miss nearly every time.)
+struct Generations<T> {
+    young: HashSet<T>,
+    old: HashSet<T>,
+}
+
+impl<T: Eq + std::hash::Hash> Generations<T> {
+    fn new() -> Generations<T> {
+        Generations {
+            young: HashSet::new(),
+            old: HashSet::new(),
+        }
+    }
+
+    /// The item equal to `q`, if either generation holds it, and whether it is the old one's.
+    fn get<Q>(&self, q: &Q) -> Option<(&T, bool)>
+    where
+        T: Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        self.young
+            .get(q)
+            .map(|v| (v, false))
+            .or_else(|| self.old.get(q).map(|v| (v, true)))
+    }
+
+    /// Adds `v` to the young generation (of at most `per_gen` items).
+    fn insert(&mut self, v: T, per_gen: usize) {
+        if self.young.len() >= per_gen {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(v);
+    }
+
+    /// Moves the item equal to `q` from the old generation to the young one.
+    fn promote<Q>(&mut self, q: &Q, per_gen: usize)
+    where
+        T: Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        if let Some(v) = self.old.take(q) {
+            self.insert(v, per_gen);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
+
+/// Sets how many items each process-wide cache keeps in a generation (it holds at most two):
+/// decoded public keys (about 220 bytes each) and signature checks that passed (about 40 bytes
+/// each). The defaults, [`KEY_CACHE_DEFAULT`] and [`SIG_CACHE_DEFAULT`], hold a few tens of MB; a
+/// process that handles many more wallets at once (a city-scale pilot) raises them so that its
+/// working set fits.
+pub fn set_cache_sizes(keys: usize, signature_checks: usize) {
+    KEY_CACHE
+        .per_shard
+        .store((keys / KEY_CACHE_SHARDS).max(1), Ordering::Relaxed);
+    SIG_CACHE_PER_SHARD.store(
+        (signature_checks / SIG_CACHE_SHARDS).max(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Decoded keys per generation of the process-wide key cache, by default.
+pub const KEY_CACHE_DEFAULT: usize = KEY_CACHE_SHARDS * 4 * 1024;
+/// Signature checks per generation of the process-wide cache of checks, by default.
+pub const SIG_CACHE_DEFAULT: usize = SIG_CACHE_SHARDS * 8 * 1024;
+
 /// A bounded, thread-safe cache of accepted public keys, by their bytes.
 ///
 /// Decompressing an Edwards point costs about as much as a fifth of a signature check, and the
 /// same keys (the issuer's, a wallet's own, its payees') are decoded over and over. The cache is
-/// split into shards, each behind its own lock; a shard that is full is emptied before the next
-/// insertion, so memory stays bounded (about 220 bytes per key: [`KEY_CACHE`] holds at most
-/// 16 × 7,168 keys, about 25 MB) whatever the traffic, and keys still in use come back at once.
-/// Only keys that passed every check of [`PublicKey::check_bytes`] are ever inserted.
+/// split into shards, each behind its own lock and kept in two [`Generations`], so memory stays
+/// bounded (about 220 bytes per key: by default at most 2 × [`KEY_CACHE_DEFAULT`] keys, about
+/// 29 MB) whatever the traffic, and keys in use stay. Only keys that passed every check of
+/// [`PublicKey::check_bytes`] are ever inserted.
 struct KeyCache {
-    shards: Vec<RwLock<HashSet<CachedKey>>>,
-    per_shard: usize,
+    shards: Vec<RwLock<Generations<CachedKey>>>,
+    per_shard: AtomicUsize,
 }
 
 /// Shards in the process-wide cache.
 const KEY_CACHE_SHARDS: usize = 16;
-/// Keys per shard: 7/8 of a power of two, so a full shard never grows its table.
-const KEY_CACHE_PER_SHARD: usize = 7 * 1024;
 
 static KEY_CACHE: LazyLock<KeyCache> =
-    LazyLock::new(|| KeyCache::new(KEY_CACHE_SHARDS, KEY_CACHE_PER_SHARD));
+    LazyLock::new(|| KeyCache::new(KEY_CACHE_SHARDS, KEY_CACHE_DEFAULT / KEY_CACHE_SHARDS));
 
 impl KeyCache {
     fn new(shards: usize, per_shard: usize) -> KeyCache {
         KeyCache {
             shards: (0..shards.max(1))
-                .map(|_| RwLock::new(HashSet::new()))
+                .map(|_| RwLock::new(Generations::new()))
                 .collect(),
-            per_shard: per_shard.max(1),
+            per_shard: AtomicUsize::new(per_shard.max(1)),
         }
     }
 
-    fn shard(&self, bytes: &[u8; 32]) -> &RwLock<HashSet<CachedKey>> {
+    fn shard(&self, bytes: &[u8; 32]) -> &RwLock<Generations<CachedKey>> {
         // Valid keys' bytes are uniformly spread; a crafted spread only costs cache hits.
         &self.shards[usize::from(bytes[0]) % self.shards.len()]
     }
@@ -304,21 +377,28 @@ impl KeyCache {
     /// The cached key for `bytes`, or the result of checking them (cached if accepted).
     fn get_or_check(&self, bytes: &[u8; 32], what: &'static str) -> Result<PublicKey, DecodeError> {
         let shard = self.shard(bytes);
+        let per_shard = self.per_shard.load(Ordering::Relaxed);
         // A poisoned lock only means another thread panicked mid-insert; the set is still sound
         // (it holds only accepted keys), so carry on with it.
-        if let Some(k) = shard
+        let hit = shard
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(bytes)
-        {
-            return Ok(PublicKey(k.0));
+            .map(|(k, old)| (k.0, old));
+        if let Some((k, old)) = hit {
+            if old {
+                shard
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .promote(bytes, per_shard);
+            }
+            return Ok(PublicKey(k));
         }
         let key = PublicKey::check_bytes(bytes, what)?;
-        let mut set = shard.write().unwrap_or_else(PoisonError::into_inner);
-        if set.len() >= self.per_shard {
-            set.clear();
-        }
-        set.insert(CachedKey(key.0));
+        shard
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(CachedKey(key.0), per_shard);
         Ok(key)
     }
 
@@ -337,7 +417,8 @@ impl KeyCache {
         self.shard(bytes)
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(bytes)
+            .get(bytes)
+            .is_some()
     }
 }
 
@@ -352,15 +433,13 @@ static SIG_CACHE_ON: AtomicBool = AtomicBool::new(true);
 
 /// Shards in the cache of signature checks.
 const SIG_CACHE_SHARDS: usize = 16;
-/// Digests per shard: 7/8 of a power of two, so a full shard never grows its table (16 × 14,336
-/// digests of 32 bytes: about 9 MB at most).
-const SIG_CACHE_PER_SHARD: usize = 14 * 1024;
+/// Digests per shard and generation (see [`set_cache_sizes`]).
+static SIG_CACHE_PER_SHARD: AtomicUsize = AtomicUsize::new(SIG_CACHE_DEFAULT / SIG_CACHE_SHARDS);
 
-/// Digests of signature checks that passed (see [`SigMemo`]); a full shard is emptied before the
-/// next insertion.
-static SIG_CACHE: LazyLock<Vec<Mutex<HashSet<[u8; 32]>>>> = LazyLock::new(|| {
+/// Digests of signature checks that passed (see [`SigMemo`]), in two [`Generations`] per shard.
+static SIG_CACHE: LazyLock<Vec<Mutex<Generations<[u8; 32]>>>> = LazyLock::new(|| {
     (0..SIG_CACHE_SHARDS)
-        .map(|_| Mutex::new(HashSet::new()))
+        .map(|_| Mutex::new(Generations::new()))
         .collect()
 });
 
@@ -388,25 +467,27 @@ impl SigMemo {
         Some(SigMemo(*h.finalize().as_bytes()))
     }
 
-    fn shard(&self) -> &'static Mutex<HashSet<[u8; 32]>> {
+    fn shard(&self) -> &'static Mutex<Generations<[u8; 32]>> {
         &SIG_CACHE[usize::from(self.0[0]) % SIG_CACHE_SHARDS]
     }
 
     /// Whether this exact check passed before.
     pub(crate) fn known(&self) -> bool {
-        self.shard()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&self.0)
+        let mut set = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
+        match set.get(&self.0) {
+            None => false,
+            Some((_, false)) => true,
+            Some((_, true)) => {
+                set.promote(&self.0, SIG_CACHE_PER_SHARD.load(Ordering::Relaxed));
+                true
+            }
+        }
     }
 
     /// Records that the check passed. Call only after it did, with `verify_strict`'s verdict.
     pub(crate) fn remember(self) {
         let mut set = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
-        if set.len() >= SIG_CACHE_PER_SHARD {
-            set.clear();
-        }
-        set.insert(self.0);
+        set.insert(self.0, SIG_CACHE_PER_SHARD.load(Ordering::Relaxed));
     }
 }
 
@@ -635,23 +716,25 @@ mod tests {
             assert_eq!(got.as_bytes(), k);
             // Just inserted: present, whatever was evicted to make room.
             assert!(c.contains(k));
-            assert!(c.len() <= shards * per_shard);
+            assert!(c.len() <= 2 * shards * per_shard);
             for s in &c.shards {
-                assert!(s.read().expect("lock").len() <= per_shard);
+                assert!(s.read().expect("lock").len() <= 2 * per_shard);
             }
         }
         // Evicted keys decode again, to the same key.
         for k in &keys {
             assert_eq!(c.get_or_check(k, "k").expect("valid key").as_bytes(), k);
         }
-        assert!(c.len() <= shards * per_shard);
-        // The process-wide cache's bound: a few tens of MB at most.
-        const {
-            assert!(
-                KEY_CACHE_SHARDS * KEY_CACHE_PER_SHARD * std::mem::size_of::<CachedKey>()
-                    < 40 << 20
-            )
-        };
+        assert!(c.len() <= 2 * shards * per_shard);
+        // A key in use stays while others come and go.
+        let hot = keys[0];
+        for k in &keys {
+            c.get_or_check(&hot, "k").expect("valid key");
+            c.get_or_check(k, "k").expect("valid key");
+            assert!(c.contains(&hot));
+        }
+        // The process-wide cache's default bound: a few tens of MB at most.
+        const { assert!(2 * KEY_CACHE_DEFAULT * std::mem::size_of::<CachedKey>() < 40 << 20) };
     }
 
     #[test]
@@ -686,7 +769,7 @@ mod tests {
         );
         assert!(!SigMemo::of(&other, msg, &sig).expect("on").known());
         // Bounded: a few tens of MB at most.
-        const { assert!(SIG_CACHE_SHARDS * SIG_CACHE_PER_SHARD * 40 < 20 << 20) };
+        const { assert!(2 * SIG_CACHE_DEFAULT * 40 < 20 << 20) };
     }
 
     #[test]

@@ -46,6 +46,11 @@ impl Batch {
         &self.ops
     }
 
+    /// The operations, taken, in order.
+    pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.ops
+    }
+
     /// Whether nothing is written.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()

@@ -204,6 +204,16 @@ impl World {
         ledger_dir: &std::path::Path,
     ) -> anyhow::Result<World> {
         let t = sc.start;
+        // Every wallet's key, certificate and note are checked again and again (by payees and
+        // the issuer): the process-wide caches hold the whole pilot's working set.
+        let p = &sc.spec.population;
+        let wallets = (sc.spec.lottery.winners + p.merchants + p.people) as usize
+            + sc.spec.delivery.couriers as usize
+            + p.online.len();
+        tongbao::crypto::set_cache_sizes(
+            (wallets + wallets / 4 + 4096).max(tongbao::crypto::KEY_CACHE_DEFAULT),
+            (4 * wallets + 65_536).max(tongbao::crypto::SIG_CACHE_DEFAULT),
+        );
         let store = LedgerStore::open(ledger_dir)?;
         let iss = Issuer::init(store, t - 3600, &mut rng_for(seed, stream::ISSUER, 0, 0))?;
         super::set_max_hops(&iss, sc.spec.policy.max_hops, t - 3600)?;

@@ -9,13 +9,32 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 
 use tongbao::store::{Batch, Pairs, Store, StoreError};
 
+/// Writes not yet in sled: the newest value of each key (`None`: deleted).
+type Memtable = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Keys applied to sled per batch when a checkpoint is written out.
+const WRITE_SLICE: usize = 512;
+
 /// The issuer's ledger in one sled database, written out at checkpoints.
+///
+/// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
+/// lock); a checkpoint hands the table to a background thread that applies it to sled as one
+/// sorted batch and flushes, while the run goes on. Reads see the day's table, then the table
+/// being written out, then sled: the newest value of every key, as one sled database would give.
+/// Sled does the same work for a day's writes as for the commits one by one, less the keys
+/// written again the same day (a coin paid and spent, a holder index entry added and removed),
+/// and it does it off the ledger's one writer thread, on a core the run leaves idle while that
+/// writer works.
 pub struct LedgerStore {
     db: sled::Db,
+    pending: RwLock<Memtable>,
+    flushing: Arc<RwLock<Option<Arc<Memtable>>>>,
+    worker: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
 impl LedgerStore {
@@ -31,46 +50,149 @@ impl LedgerStore {
             .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(LedgerStore { db })
+            .map_err(backend)?;
+        Ok(LedgerStore {
+            db,
+            pending: RwLock::new(Memtable::new()),
+            flushing: Arc::new(RwLock::new(None)),
+            worker: Mutex::new(None),
+        })
     }
 
-    /// Writes out everything committed so far (not synced: see [`LedgerStore::open`]).
+    /// Starts writing out everything committed so far (in the background; not synced: see
+    /// [`LedgerStore::open`]), after the previous checkpoint's write has finished. Fails if that
+    /// write failed.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        self.wait()?;
+        let table = std::mem::take(&mut *self.pending.write().map_err(poisoned)?);
+        if table.is_empty() {
+            return Ok(());
+        }
+        let table = Arc::new(table);
+        *self.flushing.write().map_err(poisoned)? = Some(Arc::clone(&table));
+        let db = self.db.clone();
+        let flushing = Arc::clone(&self.flushing);
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || -> Result<(), String> {
+                if std::env::var_os("TONGBAO_LEDGER_STATS").is_some() {
+                    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+                    for (k, v) in table.iter() {
+                        let p = String::from_utf8_lossy(
+                            &k[..k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1)],
+                        )
+                        .to_string();
+                        let e = by.entry(p).or_default();
+                        e.0 += 1;
+                        e.1 += k.len() as u64 + v.as_ref().map_or(0, |v| v.len() as u64);
+                        e.2 += u64::from(v.is_none());
+                    }
+                    eprintln!("checkpoint: {by:?}");
+                }
+                // In slices: sled holds every reader of the tree while it applies a batch, and
+                // the run reads the ledger meanwhile (the table stays readable until the end).
+                let ops: Vec<_> = table.iter().collect();
+                for slice in ops.chunks(WRITE_SLICE) {
+                    let mut b = sled::Batch::default();
+                    for (k, v) in slice {
+                        match v {
+                            Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                            None => b.remove(k.as_slice()),
+                        }
+                    }
+                    db.apply_batch(b).map_err(|e| e.to_string())?;
+                }
+                db.flush().map_err(|e| e.to_string())?;
+                // Readers that still hold the table see the same values in sled now.
+                if let Ok(mut f) = flushing.write() {
+                    *f = None;
+                }
+                Ok(())
+            })
+            .map_err(|e| StoreError::Backend(format!("ledger writer: {e}")))?;
+        *self.worker.lock().map_err(poisoned)? = Some(handle);
+        Ok(())
     }
+
+    /// Waits for the checkpoint being written out; its error, if it failed.
+    pub fn wait(&self) -> Result<(), StoreError> {
+        let handle = self.worker.lock().map_err(poisoned)?.take();
+        match handle.map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(StoreError::Backend(e)),
+            Some(Err(_)) => Err(StoreError::Backend("the ledger writer panicked".into())),
+        }
+    }
+
+    /// The table being written out, if any (taken before reading sled: see [`Store::get`]).
+    fn flushing(&self) -> Result<Option<Arc<Memtable>>, StoreError> {
+        Ok(self.flushing.read().map_err(poisoned)?.clone())
+    }
+}
+impl Drop for LedgerStore {
+    fn drop(&mut self) {
+        // The database is scratch; only the writer thread must not outlive it.
+        let _ = self.wait();
+    }
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("poisoned".into())
 }
 
 impl Store for LedgerStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db
-            .get(key)
-            .map(|v| v.map(|iv| iv.to_vec()))
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        if let Some(v) = self.pending.read().map_err(poisoned)?.get(key) {
+            return Ok(v.clone());
+        }
+        // The table being written out is taken before sled is read: if its write finishes in
+        // between, sled holds the same values.
+        if let Some(t) = self.flushing()?
+            && let Some(v) = t.get(key)
+        {
+            return Ok(v.clone());
+        }
+        Ok(self.db.get(key).map_err(backend)?.map(|iv| iv.to_vec()))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-        self.db
-            .scan_prefix(prefix)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        let flushing = self.flushing()?;
+        let mut merged: Memtable = BTreeMap::new();
+        for r in self.db.scan_prefix(prefix) {
+            let (k, v) = r.map_err(backend)?;
+            merged.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        let newer = |t: &Memtable, merged: &mut Memtable| {
+            let from = std::ops::Bound::Included(prefix.to_vec());
+            for (k, v) in t
+                .range((from, std::ops::Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                merged.insert(k.clone(), v.clone());
+            }
+        };
+        if let Some(t) = &flushing {
+            newer(t, &mut merged);
+        }
+        let pending = self.pending.read().map_err(poisoned)?;
+        newer(&pending, &mut merged);
+        drop(pending);
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for (k, v) in batch.ops() {
-            match v {
-                Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                None => b.remove(k.as_slice()),
-            }
+        let mut t = self.pending.write().map_err(poisoned)?;
+        for (k, v) in batch.into_ops() {
+            t.insert(k, v);
         }
-        self.db
-            .apply_batch(b)
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        Ok(())
     }
 }
 
