@@ -42,6 +42,9 @@ pub(crate) mod stream {
 /// People whose payments of the day are made together (their requests checked as one slice).
 const PAY_SLICE: usize = 8192;
 
+/// Online payments checked while the slice before them is settled.
+const ONLINE_SLICE: usize = 4096;
+
 /// A generator for one (stream, wallet, step): independent of the order work runs in.
 pub(crate) fn rng_for(seed: u64, stream: u64, a: u64, b: u64) -> StdRng {
     let mut h = blake3::Hasher::new();
@@ -723,22 +726,48 @@ impl World {
         let iss = &self.iss;
         let pays = &self.pays;
         let world = &*self;
+        let keyset = self.iss.keyset()?;
         let (settled, received) = rayon::join(
             || {
-                // Checked on every core, then settled in time order as one group with one
+                // In slices, in time order: each slice is checked on every core (its signatures
+                // first as batches) while the slice before it is settled as one group with one
                 // commit (the same outcome as settling them one by one).
-                let checked: Vec<_> = super::timing::time("deliver: online precheck", || {
-                    online
-                        .par_iter()
-                        .map(|(rec, p)| {
-                            let t = pays[*rec as usize].time;
-                            (p, iss.precheck_payment(p, t), t)
-                        })
-                        .collect()
-                });
-                let results = super::timing::time("deliver: online settle", || {
-                    iss.pay_online_prechecked(checked)
-                });
+                let mut results = Vec::with_capacity(online.len());
+                let mut prev: Option<Vec<_>> = None;
+                for slice in online.chunks(ONLINE_SLICE) {
+                    let (done, checked) = rayon::join(
+                        || {
+                            prev.take().map(|c| {
+                                super::timing::time("deliver: online settle", || {
+                                    iss.pay_online_prechecked(c)
+                                })
+                            })
+                        },
+                        || {
+                            super::timing::time("deliver: online precheck", || {
+                                let checks: Vec<_> = slice
+                                    .iter()
+                                    .flat_map(|(_, p)| super::prewarm::payment(Some(&keyset), p))
+                                    .collect();
+                                super::prewarm::run(&checks);
+                                slice
+                                    .par_iter()
+                                    .map(|(rec, p)| {
+                                        let t = pays[*rec as usize].time;
+                                        (p, iss.precheck_payment(p, t), t)
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                        },
+                    );
+                    results.extend(done.into_iter().flatten());
+                    prev = Some(checked);
+                }
+                if let Some(c) = prev {
+                    results.extend(super::timing::time("deliver: online settle", || {
+                        iss.pay_online_prechecked(c)
+                    }));
+                }
                 online
                     .iter()
                     .zip(results)
@@ -747,6 +776,12 @@ impl World {
             },
             || {
                 super::timing::time("deliver: offline receive", || {
+                    let checks: Vec<_> = by_payee
+                        .iter()
+                        .flat_map(|(_, list)| list.iter())
+                        .flat_map(|(_, p)| super::prewarm::payment(Some(&keyset), p))
+                        .collect();
+                    super::prewarm::run(&checks);
                     by_payee
                         .par_iter()
                         .map(|(who, list)| {

@@ -178,6 +178,25 @@ pub(crate) mod prewarm {
         })
     }
 
+    /// The checks of what a payment's payer signed (the payment, and the last transfer of each
+    /// coin) and of its certificate: what its payee or the issuer has not seen before. Notes and
+    /// earlier transfers were checked when they were made or first paid.
+    pub(crate) fn payment(
+        keys: Option<&IssuerKeySet>,
+        p: &tongbao::protocol::payment::Payment,
+    ) -> Vec<SigCheck> {
+        let payer = p.payer();
+        let mut out = Vec::with_capacity(p.coins.len() + 2);
+        out.push(signed(payer, p, p.signature, "payment"));
+        out.extend(keys.and_then(|k| certificate(k, &p.certificate)));
+        for c in &p.coins {
+            if let Some(h) = c.hops.last() {
+                out.push(signed(payer, &h.transfer, h.transfer.signature, "transfer"));
+            }
+        }
+        out
+    }
+
     /// The check of a message signed by `key`.
     pub(crate) fn signed<B: SignedBody>(
         key: tongbao::PublicKey,
