@@ -302,15 +302,15 @@ impl World {
             ..DayRow::default()
         };
         let clock = std::time::Instant::now();
-        row.claims = self.claims(d, t0 + 7 * 3600)?;
+        row.claims = super::timing::time("day: claims", || self.claims(d, t0 + 7 * 3600))?;
         self.timing[0] += clock.elapsed().as_secs_f64();
         let before = self.pays.len();
         let attempts_before = self.attempts;
         let clock = std::time::Instant::now();
-        let payments = self.pay(d, t0)?;
+        let payments = super::timing::time("day: pay", || self.pay(d, t0))?;
         self.timing[1] += clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
-        self.deliver(payments)?;
+        super::timing::time("day: deliver", || self.deliver(payments))?;
         self.timing[2] += clock.elapsed().as_secs_f64();
         for p in &self.pays[before..] {
             let c = p.channel as usize;
@@ -323,7 +323,7 @@ impl World {
         }
         row.double_spends = self.attempts - attempts_before;
         let clock = std::time::Instant::now();
-        row.syncs = self.evening(d, t0 + 22 * 3600)?;
+        row.syncs = super::timing::time("day: evening", || self.evening(d, t0 + 22 * 3600))?;
         self.timing[3] += clock.elapsed().as_secs_f64();
         self.iss.store.checkpoint()?;
         row.settled = self

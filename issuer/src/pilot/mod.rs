@@ -60,19 +60,19 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let timing = std::env::var_os("TONGBAO_PILOT_TIMING").is_some();
     if timing {
         eprintln!("timing (s): claims, pay, deliver, evening = {:?}", w.timing);
-        for (step, secs) in timing::take() {
-            eprintln!("  {step}: {secs:.2}");
+        for (step, (wall, cpu)) in timing::take() {
+            eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s");
         }
     }
     opts.progress
         .set_message("closing: last syncs, clawback, audit");
     let end = sc.end();
     let clock = std::time::Instant::now();
-    w.close(end)?;
+    timing::time("close: syncs", || w.close(end))?;
     let t_close = clock.elapsed().as_secs_f64();
-    let closing = w.reconcile(end + 1)?;
+    let closing = timing::time("close: clawback, reconcile", || w.reconcile(end + 1))?;
     let t_reconcile = clock.elapsed().as_secs_f64() - t_close;
-    let audit = w.iss.audit()?;
+    let audit = timing::time("close: audit", || w.iss.audit())?;
     let t_audit = clock.elapsed().as_secs_f64() - t_close - t_reconcile;
     opts.progress.inc(1);
     opts.progress.finish_and_clear();
@@ -112,20 +112,45 @@ pub(crate) mod timing {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    static STEPS: Mutex<BTreeMap<&'static str, f64>> = Mutex::new(BTreeMap::new());
+    /// Wall and CPU seconds by step.
+    static STEPS: Mutex<BTreeMap<&'static str, (f64, f64)>> = Mutex::new(BTreeMap::new());
 
-    /// Runs `f`, adding its wall time to `step`.
+    /// CPU seconds this process has used (user and system, from /proc), when timing is on.
+    pub(crate) fn cpu() -> f64 {
+        if std::env::var_os("TONGBAO_PILOT_TIMING").is_none() {
+            return 0.0;
+        }
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return 0.0;
+        };
+        // Fields after the command name (which is in parentheses): utime and stime are the
+        // 12th and 13th, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.iter().sum::<f64>() / 100.0
+    }
+
+    /// Runs `f`, adding its wall and CPU time to `step`.
     pub(crate) fn time<T>(step: &'static str, f: impl FnOnce() -> T) -> T {
         let clock = std::time::Instant::now();
+        let c0 = cpu();
         let out = f();
+        let c = cpu() - c0;
         if let Ok(mut m) = STEPS.lock() {
-            *m.entry(step).or_default() += clock.elapsed().as_secs_f64();
+            let e = m.entry(step).or_default();
+            e.0 += clock.elapsed().as_secs_f64();
+            e.1 += c;
         }
         out
     }
 
-    /// The steps so far, in name order, and clears them.
-    pub(crate) fn take() -> Vec<(&'static str, f64)> {
+    /// The steps so far (wall, CPU), in name order, and clears them.
+    pub(crate) fn take() -> Vec<(&'static str, (f64, f64))> {
         STEPS
             .lock()
             .map(|mut m| std::mem::take(&mut *m).into_iter().collect())
