@@ -64,17 +64,26 @@ impl<S: Store> Issuer<S> {
         let mut problems = Vec::new();
         let issued = self.load_u64(keys::ISSUED_TOTAL)?;
         let redeemed = self.load_u64(keys::REDEEMED_TOTAL)?;
-        let mut states: HashMap<Id, CoinState> = HashMap::new();
-        for (k, v) in self.store.scan_prefix(keys::COIN)? {
-            let Some(id) = id_of(&k, keys::COIN) else {
-                problems.push("malformed coin key".into());
-                continue;
-            };
-            match CoinState::decode(&v) {
-                Ok(s) => {
+        // Decoded on every core, in key order.
+        use rayon::prelude::*;
+        let decoded: Vec<Result<(Id, CoinState), String>> = self
+            .store
+            .scan_prefix(keys::COIN)?
+            .into_par_iter()
+            .map(|(k, v)| {
+                let id = id_of(&k, keys::COIN).ok_or_else(|| "malformed coin key".to_string())?;
+                CoinState::decode(&v)
+                    .map(|s| (id, s))
+                    .map_err(|e| format!("coin {}: undecodable state: {e}", id.short()))
+            })
+            .collect();
+        let mut states: HashMap<Id, CoinState> = HashMap::with_capacity(decoded.len());
+        for r in decoded {
+            match r {
+                Ok((id, s)) => {
                     states.insert(id, s);
                 }
-                Err(e) => problems.push(format!("coin {}: undecodable state: {e}", id.short())),
+                Err(e) => problems.push(e),
             }
         }
         let (mut live, mut spent, mut gone) = (0u64, 0u64, 0u64);

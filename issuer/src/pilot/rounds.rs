@@ -5,6 +5,8 @@
 //! its own, both cores), the issuer checks signatures without the lock (both cores), then settles
 //! them in groups in a fixed order, one commit per group, and the wallets apply the responses.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 use tongbao::codec::Decode;
 use tongbao::protocol::SignedBody;
@@ -294,6 +296,7 @@ impl World {
         all.extend((0..self.pool.len() as u32).map(|i| (Who::Pool(i), false)));
         all.extend((0..self.shops.len() as u32).map(|i| (Who::Shop(i), false)));
         let world = &*self;
+        let holdings = ledger_holdings(world)?;
         let rows: Vec<(u64, u64, bool, bool)> = all
             .par_iter()
             .map(|&(w, revoked)| -> anyhow::Result<(u64, u64, bool, bool)> {
@@ -301,7 +304,10 @@ impl World {
                     .wallet(w)
                     .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
                 let held = spendable(wallet, t);
-                let ledger = ledger_holds(world, wallet)?;
+                let ledger = holdings
+                    .get(wallet.public().as_bytes())
+                    .copied()
+                    .unwrap_or(0);
                 // A cheater rolled back is revoked: the ledger's view of it is what counts.
                 let cheater =
                     revoked || matches!(w, Who::Person(i) if world.state[i as usize].cheated);
@@ -353,21 +359,33 @@ fn spendable(w: &W, now: u64) -> u64 {
         .sum()
 }
 
-/// What the ledger says a wallet holds: its live coins, by the holder index.
-fn ledger_holds(world: &World, w: &W) -> anyhow::Result<u64> {
-    let mut prefix = keys::HOLDER.to_vec();
-    prefix.extend_from_slice(w.public().as_bytes());
+/// What the ledger says each wallet holds: its live coins, from one pass over the holder index
+/// (holder key, then coin id), their states read on every core.
+fn ledger_holdings(world: &World) -> anyhow::Result<HashMap<[u8; 32], u64>> {
     let store = &world.iss.store;
-    let mut total = 0u64;
-    for (k, _) in store.scan_prefix(&prefix)? {
-        let Some(id) = k.get(prefix.len()..) else {
-            continue;
-        };
-        if let Some(v) = store.get(&keys::with(keys::COIN, id))?
-            && let Ok(CoinState::Live { value, .. }) = CoinState::decode(&v)
-        {
-            total += value.0;
-        }
+    let index = store.scan_prefix(keys::HOLDER)?;
+    let live: Vec<Option<([u8; 32], u64)>> = index
+        .par_iter()
+        .map(|(k, _)| -> anyhow::Result<Option<([u8; 32], u64)>> {
+            let Some(rest) = k.get(keys::HOLDER.len()..).filter(|r| r.len() == 64) else {
+                return Ok(None);
+            };
+            let (holder, id) = rest.split_at(32);
+            let Ok(holder) = <[u8; 32]>::try_from(holder) else {
+                return Ok(None);
+            };
+            Ok(match store.get(&keys::with(keys::COIN, id))? {
+                Some(v) => match CoinState::decode(&v) {
+                    Ok(CoinState::Live { value, .. }) => Some((holder, value.0)),
+                    _ => None,
+                },
+                None => None,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut out: HashMap<[u8; 32], u64> = HashMap::new();
+    for (holder, value) in live.into_iter().flatten() {
+        *out.entry(holder).or_default() += value;
     }
-    Ok(total)
+    Ok(out)
 }

@@ -103,10 +103,9 @@ impl LedgerStore {
                     db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
                 db.flush().map_err(|e| e.to_string())?;
-                // Readers that still hold the table see the same values in sled now.
-                if let Ok(mut f) = flushing.write() {
-                    *f = None;
-                }
+                // The table stays readable until the next checkpoint replaces it: yesterday's
+                // changes are the ones the run reads most (a store collects them at its sync).
+                drop(flushing);
                 Ok(())
             })
             .map_err(|e| StoreError::Backend(format!("ledger writer: {e}")))?;
@@ -161,30 +160,39 @@ impl Store for LedgerStore {
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         let flushing = self.flushing()?;
-        let mut merged: Memtable = BTreeMap::new();
+        let pending = self.pending.read().map_err(poisoned)?;
+        // The tables' entries under the prefix, the day's over the one being written out.
+        let mut newer: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+        for t in flushing.as_deref().into_iter().chain([&*pending]) {
+            let from = std::ops::Bound::Included(prefix.to_vec());
+            newer.extend(
+                t.range((from, std::ops::Bound::Unbounded))
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, v)| (k.as_slice(), v.as_deref())),
+            );
+        }
+        // Merged with sled's entries, both in key order.
+        let mut out = Vec::new();
+        let mut newer = newer.into_iter().peekable();
         for r in self.db.scan_prefix(prefix) {
             let (k, v) = r.map_err(backend)?;
-            merged.insert(k.to_vec(), Some(v.to_vec()));
-        }
-        let newer = |t: &Memtable, merged: &mut Memtable| {
-            let from = std::ops::Bound::Included(prefix.to_vec());
-            for (k, v) in t
-                .range((from, std::ops::Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(prefix))
-            {
-                merged.insert(k.clone(), v.clone());
+            while let Some((nk, nv)) = newer.next_if(|(nk, _)| *nk < k.as_ref()) {
+                if let Some(nv) = nv {
+                    out.push((nk.to_vec(), nv.to_vec()));
+                }
             }
-        };
-        if let Some(t) = &flushing {
-            newer(t, &mut merged);
+            match newer.next_if(|(nk, _)| *nk == k.as_ref()) {
+                Some((_, Some(nv))) => out.push((k.to_vec(), nv.to_vec())),
+                Some((_, None)) => {}
+                None => out.push((k.to_vec(), v.to_vec())),
+            }
         }
-        let pending = self.pending.read().map_err(poisoned)?;
-        newer(&pending, &mut merged);
-        drop(pending);
-        Ok(merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect())
+        for (nk, nv) in newer {
+            if let Some(nv) = nv {
+                out.push((nk.to_vec(), nv.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
