@@ -480,39 +480,37 @@ impl<S: Store> Issuer<S> {
             .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
         let mut collected = Vec::new();
         let mut collected_value = Fen::ZERO;
-        for id in self.live_coins_of(ov, &w)? {
-            if let Some(CoinState::Live { value, holder }) = ov.get(&id)? {
-                // Red-envelope money of this wallet's own (a note not imported, change settled by
-                // the payee) stays restricted; past its expiry it is left for the clawback.
-                let restricted_until = self.restricted_until(&id)?;
-                if restricted_until.is_some_and(|expires_at| now > expires_at) {
-                    continue;
-                }
-                match coming.checked_add(value) {
-                    Some(after) if after <= room => coming = after,
-                    _ => continue,
-                }
-                if let Some(expires_at) = restricted_until {
-                    restricted.add(expires_at, value)?;
-                }
-                // The sync and its time stay with the state: if the holder spends the coin later,
-                // the issuer can state this collection in a proof (docs/adr/0005).
-                ov.set(
-                    id,
-                    CoinState::Redeemed {
-                        value,
-                        holder,
-                        collected: Some(Collected {
-                            sync_id: req.sync_id,
-                            at: now,
-                        }),
-                    },
-                );
-                collected_value = collected_value
-                    .checked_add(value)
-                    .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
-                collected.push(id);
+        for (id, value, holder) in self.live_coins_of(ov, &w)? {
+            // Red-envelope money of this wallet's own (a note not imported, change settled by
+            // the payee) stays restricted; past its expiry it is left for the clawback.
+            let restricted_until = self.restricted_until(&id)?;
+            if restricted_until.is_some_and(|expires_at| now > expires_at) {
+                continue;
             }
+            match coming.checked_add(value) {
+                Some(after) if after <= room => coming = after,
+                _ => continue,
+            }
+            if let Some(expires_at) = restricted_until {
+                restricted.add(expires_at, value)?;
+            }
+            // The sync and its time stay with the state: if the holder spends the coin later,
+            // the issuer can state this collection in a proof (docs/adr/0005).
+            ov.set(
+                id,
+                CoinState::Redeemed {
+                    value,
+                    holder,
+                    collected: Some(Collected {
+                        sync_id: req.sync_id,
+                        at: now,
+                    }),
+                },
+            );
+            collected_value = collected_value
+                .checked_add(value)
+                .ok_or_else(|| IssuerError::Refused("overflow".into()))?;
+            collected.push(id);
         }
         let gross = refreshed
             .checked_add(collected_value)
@@ -648,12 +646,13 @@ impl<S: Store> Issuer<S> {
         Ok(Some(u64::from_be_bytes(arr)))
     }
 
-    /// Live coins held by `w`, from the holder index and the pending changes.
+    /// Live coins held by `w` (id, value, holder), from the holder index and the pending
+    /// changes, in id order.
     fn live_coins_of<V: LedgerView<Error = StoreError>>(
         &self,
         ov: &Overlay<'_, V>,
         w: &PublicKey,
-    ) -> Result<Vec<Id>, IssuerError> {
+    ) -> Result<Vec<(Id, Fen, PublicKey)>, IssuerError> {
         let mut prefix = keys::HOLDER.to_vec();
         prefix.extend_from_slice(w.as_bytes());
         let mut ids: Vec<Id> = Vec::new();
@@ -672,8 +671,10 @@ impl<S: Store> Issuer<S> {
         ids.dedup();
         let mut live = Vec::new();
         for id in ids {
-            if matches!(ov.get(&id)?, Some(CoinState::Live { holder, .. }) if holder == *w) {
-                live.push(id);
+            if let Some(CoinState::Live { value, holder }) = ov.get(&id)?
+                && holder == *w
+            {
+                live.push((id, value, holder));
             }
         }
         Ok(live)

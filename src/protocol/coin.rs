@@ -161,17 +161,35 @@ pub fn verify_each(checks: &[SigCheck]) -> Vec<bool> {
 /// failed batch is rechecked whole.
 pub const EACH_BATCH: usize = 64;
 
-/// Whether a signature's `R` is canonically encoded and decodes to a point that is not of small
-/// order (the checks `verify_strict` makes and batch verification does not: `verify_strict`
-/// compares `R`'s bytes with the canonical encoding of the point it computes).
+/// Whether a signature's `R` is canonically encoded and is not a point of small order (the checks
+/// `verify_strict` makes and batch verification does not: `verify_strict` compares `R`'s bytes
+/// with the canonical encoding of the point it computes, and refuses small-order `R`).
+///
+/// Without decompressing `R` (a square root, a fifth of a signature check): a point is of small
+/// order exactly when its y is one of the eight torsion points' y values (for each such y, both
+/// points ±x are torsion points), so those y values are refused whatever the sign bit. An `R` that
+/// is not on the curve at all fails the batch equation, and the strict pass then refuses it.
 fn r_is_sound(sig: &Signature) -> bool {
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig.0[..32]);
-    y_is_canonical(&r)
-        && curve25519_dalek::edwards::CompressedEdwardsY(r)
-            .decompress()
-            .is_some_and(|p| !p.is_small_order())
+    if !y_is_canonical(&r) {
+        return false;
+    }
+    r[31] &= 0x7f;
+    !SMALL_ORDER_Y.contains(&r)
 }
+
+/// The y-coordinates (sign bit cleared) of the eight points of small order.
+static SMALL_ORDER_Y: std::sync::LazyLock<Vec<[u8; 32]>> = std::sync::LazyLock::new(|| {
+    curve25519_dalek::constants::EIGHT_TORSION
+        .iter()
+        .map(|p| {
+            let mut y = p.compress().to_bytes();
+            y[31] &= 0x7f;
+            y
+        })
+        .collect()
+});
 
 /// One spend in a coin's history: coin `input` was consumed by transfer `transfer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,6 +472,51 @@ mod tests {
             found += 1;
         }
         assert!(found > 0);
+    }
+
+    #[test]
+    fn r_check_agrees_with_decompression() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        // What decompressing R would decide: canonical, on the curve, not of small order.
+        let by_decompression = |r: [u8; 32]| {
+            crate::crypto::y_is_canonical(&r)
+                && CompressedEdwardsY(r)
+                    .decompress()
+                    .is_some_and(|p| !p.is_small_order())
+        };
+        let sig = |r: [u8; 32]| {
+            let mut s = [0u8; 64];
+            s[..32].copy_from_slice(&r);
+            Signature(s)
+        };
+        let mut cases: Vec<[u8; 32]> = Vec::new();
+        // Every small-order point, with either sign bit.
+        for p in curve25519_dalek::constants::EIGHT_TORSION {
+            let b = p.compress().to_bytes();
+            cases.push(b);
+            let mut flipped = b;
+            flipped[31] ^= 0x80;
+            cases.push(flipped);
+        }
+        // Real signatures' R, and arbitrary bytes (many not on the curve).
+        for i in 0u8..200 {
+            let sk = crate::crypto::SecretKey::from_seed(&[i; 32]);
+            let r: [u8; 32] = sk.sign(&[i]).0[..32].try_into().expect("32 bytes");
+            cases.push(r);
+            cases.push(*blake3::hash(&[i]).as_bytes());
+        }
+        for r in cases {
+            let small_or_alias = CompressedEdwardsY(r)
+                .decompress()
+                .is_some_and(|p| p.is_small_order());
+            if by_decompression(r) {
+                assert!(r_is_sound(&sig(r)), "{}", hex::encode(r));
+            }
+            if small_or_alias || !crate::crypto::y_is_canonical(&r) {
+                assert!(!r_is_sound(&sig(r)), "{}", hex::encode(r));
+            }
+        }
+        assert_eq!(SMALL_ORDER_Y.len(), 8);
     }
 
     #[test]
