@@ -75,6 +75,16 @@ impl LedgerStore {
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<(), String> {
+                // Idle priority: the write runs on a core the run leaves free (the ledger's one
+                // writer works alone at times), and the run waits for it only at the next
+                // checkpoint. Best effort: without it the write competes for the cores.
+                let _ = thread_priority::set_thread_priority_and_policy(
+                    thread_priority::thread_native_id(),
+                    thread_priority::ThreadPriority::Min,
+                    thread_priority::ThreadSchedulePolicy::Normal(
+                        thread_priority::NormalThreadSchedulePolicy::Idle,
+                    ),
+                );
                 if std::env::var_os("TONGBAO_LEDGER_STATS").is_some() {
                     let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
                     for (k, v) in table.iter() {
