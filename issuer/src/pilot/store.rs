@@ -300,6 +300,64 @@ impl Store for SimStore {
 mod tests {
     use super::*;
 
+    /// The ledger store reads exactly as one in-memory store given the same commits, whatever
+    /// the checkpoints in between (written out or still being written), deletions across days
+    /// included.
+    #[test]
+    fn ledger_store_reads_as_one_store_across_checkpoints() {
+        use rand::{RngExt, SeedableRng};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let model = tongbao::store::MemStore::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let key = |rng: &mut rand::rngs::StdRng| {
+            let p = [b"x/".as_slice(), b"hl/", b"m/"][rng.random_range(0..3)];
+            let mut k = p.to_vec();
+            k.push(rng.random_range(0..40u8));
+            k
+        };
+        for step in 0..600 {
+            let mut a = Batch::new();
+            let mut b = Batch::new();
+            for _ in 0..rng.random_range(1..6) {
+                let k = key(&mut rng);
+                if rng.random_bool(0.3) {
+                    a.delete(k.clone());
+                    b.delete(k);
+                } else {
+                    let v = vec![rng.random_range(0..255u8); rng.random_range(0..4)];
+                    a.put(k.clone(), v.clone());
+                    b.put(k, v);
+                }
+            }
+            ledger.commit(a).expect("commit");
+            model.commit(b).expect("commit");
+            if rng.random_bool(0.1) {
+                ledger.checkpoint().expect("checkpoint");
+            }
+            if step % 50 == 0 {
+                ledger.wait().expect("written out");
+            }
+            for _ in 0..3 {
+                let k = key(&mut rng);
+                assert_eq!(ledger.get(&k).expect("get"), model.get(&k).expect("get"));
+            }
+            for p in [b"x/".as_slice(), b"hl/", b"m/", b"", b"x"] {
+                assert_eq!(
+                    ledger.scan_prefix(p).expect("scan"),
+                    model.scan_prefix(p).expect("scan"),
+                    "step {step}, prefix {p:?}"
+                );
+            }
+        }
+        ledger.checkpoint().expect("checkpoint");
+        ledger.wait().expect("written out");
+        assert_eq!(
+            ledger.scan_prefix(b"").expect("scan"),
+            model.scan_prefix(b"").expect("scan")
+        );
+    }
+
     #[test]
     fn sim_store_scans_in_order_and_drops_history() {
         let s = SimStore::new();
