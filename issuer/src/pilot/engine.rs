@@ -745,11 +745,7 @@ impl World {
                         },
                         || {
                             super::timing::time("deliver: online precheck", || {
-                                let checks: Vec<_> = slice
-                                    .iter()
-                                    .flat_map(|(_, p)| super::prewarm::payment(Some(&keyset), p))
-                                    .collect();
-                                super::prewarm::run(&checks);
+                                super::prewarm::payments(&keyset, slice.iter().map(|(_, p)| p));
                                 slice
                                     .par_iter()
                                     .map(|(rec, p)| {
@@ -776,12 +772,10 @@ impl World {
             },
             || {
                 super::timing::time("deliver: offline receive", || {
-                    let checks: Vec<_> = by_payee
-                        .iter()
-                        .flat_map(|(_, list)| list.iter())
-                        .flat_map(|(_, p)| super::prewarm::payment(Some(&keyset), p))
-                        .collect();
-                    super::prewarm::run(&checks);
+                    super::prewarm::payments(
+                        &keyset,
+                        by_payee.iter().flat_map(|(_, l)| l.iter().map(|(_, p)| p)),
+                    );
                     by_payee
                         .par_iter()
                         .map(|(who, list)| {

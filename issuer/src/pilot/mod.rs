@@ -203,23 +203,25 @@ pub(crate) mod prewarm {
         })
     }
 
-    /// The checks of what a payment's payer signed (the payment, and the last transfer of each
-    /// coin) and of its certificate: what its payee or the issuer has not seen before. Notes and
+    /// Checks what the payers of `payments` signed (each payment, and the last transfer of each
+    /// coin) and their certificates: what a payee or the issuer has not seen before. Notes and
     /// earlier transfers were checked when they were made or first paid.
-    pub(crate) fn payment(
-        keys: Option<&IssuerKeySet>,
-        p: &tongbao::protocol::payment::Payment,
-    ) -> Vec<SigCheck> {
-        let payer = p.payer();
-        let mut out = Vec::with_capacity(p.coins.len() + 2);
-        out.push(signed(payer, p, p.signature, "payment"));
-        out.extend(keys.and_then(|k| certificate(k, &p.certificate)));
-        for c in &p.coins {
-            if let Some(h) = c.hops.last() {
-                out.push(signed(payer, &h.transfer, h.transfer.signature, "transfer"));
+    pub(crate) fn payments<'a>(
+        keys: &IssuerKeySet,
+        payments: impl Iterator<Item = &'a tongbao::protocol::payment::Payment>,
+    ) {
+        let mut checks = Vec::new();
+        for p in payments {
+            let payer = p.payer();
+            checks.push(signed(payer, p, p.signature, "payment"));
+            checks.extend(certificate(keys, &p.certificate));
+            for c in &p.coins {
+                if let Some(h) = c.hops.last() {
+                    checks.push(signed(payer, &h.transfer, h.transfer.signature, "transfer"));
+                }
             }
         }
-        out
+        run(&checks);
     }
 
     /// The check of a message signed by `key`.
