@@ -64,6 +64,21 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
             eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s");
         }
     }
+    if timing {
+        // What the wallets hold, by kind of record (entries, bytes of keys and values).
+        let mut usage: std::collections::BTreeMap<Vec<u8>, (usize, usize)> = Default::default();
+        let all = w.persons.iter().flatten().chain(&w.pool).chain(&w.shops);
+        for wallet in all {
+            for (k, (n, b)) in wallet.store().usage() {
+                let e = usage.entry(k).or_default();
+                e.0 += n;
+                e.1 += b;
+            }
+        }
+        for (k, (n, b)) in usage {
+            eprintln!("  wallets {}: {n} entries, {b} bytes", String::from_utf8_lossy(&k));
+        }
+    }
     opts.progress
         .set_message("closing: last syncs, clawback, audit");
     let end = sc.end();

@@ -242,6 +242,21 @@ impl SimStore {
         }
     }
 
+    /// Entries and bytes held (keys and values) by key prefix (up to the first `/`), for memory
+    /// figures.
+    pub fn usage(&self) -> BTreeMap<Vec<u8>, (usize, usize)> {
+        let mut out: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
+        if let Ok(m) = self.map.lock() {
+            for (k, v) in m.iter() {
+                let p = k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1);
+                let e = out.entry(k[..p].to_vec()).or_default();
+                e.0 += 1;
+                e.1 += k.len() + v.len();
+            }
+        }
+        out
+    }
+
     /// Bytes held (keys and values), for memory figures.
     pub fn bytes(&self) -> usize {
         self.map
