@@ -76,7 +76,10 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
             }
         }
         for (k, (n, b)) in usage {
-            eprintln!("  wallets {}: {n} entries, {b} bytes", String::from_utf8_lossy(&k));
+            eprintln!(
+                "  wallets {}: {n} entries, {b} bytes",
+                String::from_utf8_lossy(&k)
+            );
         }
     }
     opts.progress

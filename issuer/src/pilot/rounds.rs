@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use tongbao::codec::Decode;
 use tongbao::protocol::SignedBody;
 use tongbao::protocol::note::Earmark;
-use tongbao::protocol::sync::{CoinStatus, RejectReason, SyncRequest};
+use tongbao::protocol::sync::{CoinStatus, RejectReason, SyncRequest, SyncResponse};
 use tongbao::settlement::CoinState;
 use tongbao::store::Store;
 use tongbao::{Fen, Id};
@@ -22,6 +22,9 @@ use crate::ledger::keys;
 
 /// Requests settled per group commit.
 const GROUP: usize = 128;
+
+/// Requests per slice of a sync round's pipeline (check, settle, apply).
+const SYNC_SLICE: usize = 1024;
 
 /// What the closing checks found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -140,66 +143,102 @@ impl World {
         .into_iter()
         .flatten()
         .collect();
+        // In slices, as a pipeline: while the ledger's one writer settles slice k (in groups of
+        // `GROUP`, one commit each), the other core checks slice k + 1 and the wallets of slice
+        // k - 1 apply their responses. Slices hold different wallets, and the ledger settles
+        // them in the same order as one after the other.
         let iss = &self.iss;
-        super::timing::time("sync: prewarm requests", || {
-            let checks: Vec<_> = reqs
-                .iter()
-                .map(|(_, r)| super::prewarm::signed(r.wallet, r, r.signature, "sync request"))
-                .collect();
-            super::prewarm::run(&checks);
-        });
-        let checked: Vec<_> = super::timing::time("sync: precheck", || {
-            reqs.par_iter().map(|(_, r)| iss.precheck(r, now)).collect()
-        });
-        let just: Vec<SyncRequest> = reqs.iter().map(|(_, r)| r.clone()).collect();
-        let mut responses = Vec::with_capacity(reqs.len());
-        let mut checked = checked.into_iter();
-        for chunk in just.chunks(GROUP) {
-            let part: Vec<_> = checked.by_ref().take(chunk.len()).collect();
-            responses.extend(super::timing::time("sync: settle", || {
-                iss.sync_prechecked(chunk, part, now)
-            }));
-        }
-        super::timing::time("sync: prewarm responses", || {
-            let root = self.iss.root();
-            let mut checks = Vec::new();
-            for resp in responses.iter().filter_map(|r| r.as_ref().ok()) {
-                checks.push(super::prewarm::signed(
-                    root,
-                    resp,
-                    resp.signature,
-                    "sync response",
-                ));
-                checks.extend(super::prewarm::certificate(&resp.keyset, &resp.certificate));
-                checks.extend(
-                    resp.notes
-                        .iter()
-                        .filter_map(|n| super::prewarm::note(&resp.keyset, n)),
-                );
-            }
-            super::prewarm::run(&checks);
-        });
         let world = &*self;
-        let applied: Vec<anyhow::Result<bool>> = super::timing::time("sync: apply", || {
-            reqs.par_iter()
-                .zip(responses.par_iter())
-                .map(|((w, _), resp)| {
-                    let wallet = world
-                        .wallet(*w)
-                        .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
-                    match resp {
-                        Ok(resp) => {
-                            wallet.apply_sync(resp, now)?;
-                            Ok(true)
+        let check = |slice: &[(Who, SyncRequest)]| {
+            super::timing::time("sync: check", || {
+                let checks: Vec<_> = slice
+                    .iter()
+                    .map(|(_, r)| super::prewarm::signed(r.wallet, r, r.signature, "sync request"))
+                    .collect();
+                super::prewarm::run(&checks);
+                slice
+                    .par_iter()
+                    .map(|(_, r)| iss.precheck(r, now))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let settle = |slice: &[(Who, SyncRequest)], checked: Vec<_>| {
+            super::timing::time("sync: settle", || {
+                let just: Vec<SyncRequest> = slice.iter().map(|(_, r)| r.clone()).collect();
+                let mut out = Vec::with_capacity(just.len());
+                let mut checked = checked.into_iter();
+                for chunk in just.chunks(GROUP) {
+                    let part: Vec<_> = checked.by_ref().take(chunk.len()).collect();
+                    out.extend(iss.sync_prechecked(chunk, part, now));
+                }
+                out
+            })
+        };
+        let apply = |slice: &[(Who, SyncRequest)],
+                     responses: &[Result<SyncResponse, IssuerError>]| {
+            super::timing::time("sync: apply", || {
+                let root = iss.root();
+                let mut checks = Vec::new();
+                for resp in responses.iter().filter_map(|r| r.as_ref().ok()) {
+                    checks.push(super::prewarm::signed(
+                        root,
+                        resp,
+                        resp.signature,
+                        "sync response",
+                    ));
+                    checks.extend(super::prewarm::certificate(&resp.keyset, &resp.certificate));
+                    checks.extend(
+                        resp.notes
+                            .iter()
+                            .filter_map(|n| super::prewarm::note(&resp.keyset, n)),
+                    );
+                }
+                super::prewarm::run(&checks);
+                slice
+                    .par_iter()
+                    .zip(responses.par_iter())
+                    .map(|((w, _), resp)| -> anyhow::Result<bool> {
+                        let wallet = world
+                            .wallet(*w)
+                            .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
+                        match resp {
+                            Ok(resp) => {
+                                wallet.apply_sync(resp, now)?;
+                                Ok(true)
+                            }
+                            Err(e) => {
+                                wallet.abandon_sync(&e.to_string(), now)?;
+                                Ok(false)
+                            }
                         }
-                        Err(e) => {
-                            wallet.abandon_sync(&e.to_string(), now)?;
-                            Ok(false)
-                        }
-                    }
-                })
-                .collect()
-        });
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let slices: Vec<&[(Who, SyncRequest)]> = reqs.chunks(SYNC_SLICE).collect();
+        let mut responses: Vec<Result<SyncResponse, IssuerError>> = Vec::with_capacity(reqs.len());
+        let mut applied: Vec<anyhow::Result<bool>> = Vec::with_capacity(reqs.len());
+        let mut checked: Option<(usize, Vec<_>)> = None;
+        let mut to_apply: Option<(usize, Vec<Result<SyncResponse, IssuerError>>)> = None;
+        for i in 0..slices.len() + 2 {
+            let settling = checked.take();
+            let applying = to_apply.take();
+            let (settled, (done, next)) = rayon::join(
+                || settling.map(|(k, c)| (k, settle(slices[k], c))),
+                || {
+                    rayon::join(
+                        || applying.map(|(k, r)| (apply(slices[k], &r), r)),
+                        || slices.get(i).map(|s| (i, check(s))),
+                    )
+                },
+            );
+            if let Some((a, r)) = done {
+                applied.extend(a);
+                responses.extend(r);
+            }
+            to_apply = settled;
+            checked = next;
+        }
         let mut settled = 0;
         for (((w, req), resp), ok) in reqs.iter().zip(&responses).zip(applied) {
             if !ok? {
