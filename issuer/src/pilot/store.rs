@@ -85,20 +85,6 @@ impl LedgerStore {
                         thread_priority::NormalThreadSchedulePolicy::Idle,
                     ),
                 );
-                if std::env::var_os("TONGBAO_LEDGER_STATS").is_some() {
-                    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-                    for (k, v) in table.iter() {
-                        let p = String::from_utf8_lossy(
-                            &k[..k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1)],
-                        )
-                        .to_string();
-                        let e = by.entry(p).or_default();
-                        e.0 += 1;
-                        e.1 += k.len() as u64 + v.as_ref().map_or(0, |v| v.len() as u64);
-                        e.2 += u64::from(v.is_none());
-                    }
-                    eprintln!("checkpoint: {by:?}");
-                }
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile (the table stays readable until the end).
                 let ops: Vec<_> = table.iter().collect();
