@@ -42,6 +42,9 @@ pub(crate) mod stream {
 /// People whose payments of the day are made together (their requests checked as one slice).
 const PAY_SLICE: usize = 8192;
 
+/// Wallets created while the slice before them is certified.
+const WALLET_SLICE: usize = 4096;
+
 /// Online payments checked while the slice before them is settled.
 const ONLINE_SLICE: usize = 4096;
 
@@ -947,24 +950,28 @@ pub(crate) fn make_wallets<S: Store + Sync>(
     valid: u64,
     now: u64,
 ) -> anyhow::Result<Vec<W>> {
-    let mut out = Vec::with_capacity(specs.len());
-    for chunk in specs.chunks(4096) {
-        let created: Vec<(W, tongbao::protocol::certificate::Registration)> =
-            super::timing::time("wallets: create", || {
-                chunk
-                    .par_iter()
-                    .map(|&(i, kind, _, seed)| {
-                        let k = match kind {
-                            WalletKind::Personal => 1,
-                            WalletKind::Merchant => 2,
-                            WalletKind::Till => 3,
-                            _ => 4,
-                        };
-                        let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
-                        Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
-                    })
-                    .collect::<Result<_, _>>()
-            })?;
+    type Created = Vec<(W, tongbao::protocol::certificate::Registration)>;
+    let create = |chunk: &[(u32, WalletKind, WalletClass, u64)]| -> anyhow::Result<Created> {
+        super::timing::time("wallets: create", || {
+            chunk
+                .par_iter()
+                .map(|&(i, kind, _, seed)| {
+                    let k = match kind {
+                        WalletKind::Personal => 1,
+                        WalletKind::Merchant => 2,
+                        WalletKind::Till => 3,
+                        _ => 4,
+                    };
+                    let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
+                    Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::from)
+        })
+    };
+    let certify = |chunk: &[(u32, WalletKind, WalletClass, u64)],
+                   created: Created|
+     -> anyhow::Result<Vec<W>> {
         let regs: Vec<(tongbao::protocol::certificate::Registration, WalletClass)> = created
             .iter()
             .zip(chunk)
@@ -980,7 +987,7 @@ pub(crate) fn make_wallets<S: Store + Sync>(
                 .collect();
             super::prewarm::run(&checks);
         });
-        let wallets: Vec<W> = super::timing::time("wallets: import certs", || {
+        super::timing::time("wallets: import certs", || {
             created
                 .into_par_iter()
                 .zip(certs)
@@ -989,8 +996,26 @@ pub(crate) fn make_wallets<S: Store + Sync>(
                     Ok(w)
                 })
                 .collect::<anyhow::Result<_>>()
-        })?;
-        out.extend(wallets);
+        })
+    };
+    // A chunk is certified (the issuer's part in order, chunk after chunk) while the next one's
+    // wallets are created.
+    let chunks: Vec<_> = specs.chunks(WALLET_SLICE).collect();
+    let mut out = Vec::with_capacity(specs.len());
+    let mut created = match chunks.first() {
+        Some(c) => Some(create(c)?),
+        None => None,
+    };
+    for (k, chunk) in chunks.iter().enumerate() {
+        let Some(this) = created.take() else {
+            break;
+        };
+        let (done, next) = rayon::join(
+            || certify(chunk, this),
+            || chunks.get(k + 1).map(|c| create(c)),
+        );
+        out.extend(done?);
+        created = next.transpose()?;
     }
     Ok(out)
 }
