@@ -155,20 +155,19 @@ impl<S: Store> Issuer<S> {
         }
         // The signatures in batches on every core, a slice of the ledger at a time (the signing
         // bytes of every transfer at once would double the audit's memory).
-        let mut spent_ids: Vec<&Id> = states
+        let mut spent_transfers: Vec<(&Id, &tongbao::protocol::transfer::Transfer)> = states
             .iter()
-            .filter(|(_, s)| matches!(s, CoinState::Spent { .. }))
-            .map(|(id, _)| id)
+            .filter_map(|(id, s)| match s {
+                CoinState::Spent { transfer, .. } => Some((id, transfer)),
+                _ => None,
+            })
             .collect();
-        spent_ids.sort();
-        for slice in spent_ids.chunks(AUDIT_SLICE) {
+        spent_transfers.sort_by_key(|(id, _)| *id);
+        for slice in spent_transfers.chunks(AUDIT_SLICE) {
             let mut checks = Vec::with_capacity(slice.len());
             let mut checked_ids = Vec::with_capacity(slice.len());
-            for id in slice {
-                let Some(CoinState::Spent { transfer, .. }) = states.get(*id) else {
-                    continue;
-                };
-                match holder_of.get(*id) {
+            for &(id, transfer) in slice {
+                match holder_of.get(id) {
                     Some(h) => {
                         checks.push(SigCheck {
                             key: *h,
@@ -177,7 +176,7 @@ impl<S: Store> Issuer<S> {
                             what: "transfer",
                             issuer: false,
                         });
-                        checked_ids.push(*id);
+                        checked_ids.push(id);
                     }
                     None => problems.push(format!(
                         "coin {}: spent but its origin is unknown",

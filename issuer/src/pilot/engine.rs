@@ -183,8 +183,6 @@ pub(crate) struct World {
     pub syncs_refused: u64,
     /// Double spends attempted (both spends made).
     pub attempts: u64,
-    /// Wall seconds by phase (claims, pay, deliver, evening), for tuning; never in a report.
-    pub timing: [f64; 4],
     pub shop_index: HashMap<PublicKey, u32>,
     pub pool_index: HashMap<PublicKey, u32>,
 }
@@ -269,7 +267,6 @@ impl World {
             double_spends_online: 0,
             syncs_refused: 0,
             attempts: 0,
-            timing: [0.0; 4],
             shop_index,
             pool_index,
             sc,
@@ -304,17 +301,11 @@ impl World {
             date: tongbao::time::format_rfc3339(t0)[..10].to_string(),
             ..DayRow::default()
         };
-        let clock = std::time::Instant::now();
         row.claims = super::timing::time("day: claims", || self.claims(d, t0 + 7 * 3600))?;
-        self.timing[0] += clock.elapsed().as_secs_f64();
         let before = self.pays.len();
         let attempts_before = self.attempts;
-        let clock = std::time::Instant::now();
         let payments = super::timing::time("day: pay", || self.pay(d, t0))?;
-        self.timing[1] += clock.elapsed().as_secs_f64();
-        let clock = std::time::Instant::now();
         super::timing::time("day: deliver", || self.deliver(payments))?;
-        self.timing[2] += clock.elapsed().as_secs_f64();
         for p in &self.pays[before..] {
             let c = p.channel as usize;
             if p.status != Status::Refused {
@@ -325,9 +316,7 @@ impl World {
             }
         }
         row.double_spends = self.attempts - attempts_before;
-        let clock = std::time::Instant::now();
         row.syncs = super::timing::time("day: evening", || self.evening(d, t0 + 22 * 3600))?;
-        self.timing[3] += clock.elapsed().as_secs_f64();
         self.iss.store.checkpoint()?;
         row.settled = self
             .pays
@@ -402,13 +391,13 @@ impl World {
         let bundles =
             super::timing::time("claims: issue", || self.iss.issue_batch(&items, t + 120));
         super::timing::time("claims: prewarm notes", || {
-            let checks: Vec<_> = bundles
-                .iter()
-                .filter_map(|b| b.as_ref().ok())
-                .flat_map(|b| &b.notes)
-                .filter_map(|n| super::prewarm::note(&keyset, n))
-                .collect();
-            super::prewarm::run(&checks);
+            super::prewarm::notes(
+                &keyset,
+                bundles
+                    .iter()
+                    .filter_map(|b| b.as_ref().ok())
+                    .flat_map(|b| &b.notes),
+            );
         });
         super::timing::time("claims: import notes", || {
             wallets
@@ -573,13 +562,12 @@ impl World {
         let mut results: Vec<Vec<(u32, Result<Payment, String>)>> = Vec::new();
         for slice in by_person.chunks(PAY_SLICE) {
             super::timing::time("pay: prewarm requests", || {
-                let checks: Vec<_> = slice
-                    .iter()
-                    .flat_map(|(_, ks)| ks.iter())
-                    .filter_map(|&k| requests.get(&jobs[k].rec))
-                    .map(|r| super::prewarm::signed(r.payee, r, r.signature, "payment request"))
-                    .collect();
-                super::prewarm::run(&checks);
+                super::prewarm::requests(
+                    slice
+                        .iter()
+                        .flat_map(|(_, ks)| ks.iter())
+                        .filter_map(|&k| requests.get(&jobs[k].rec)),
+                );
             });
             results.extend(super::timing::time("pay: sign", || {
                 slice
@@ -980,12 +968,7 @@ pub(crate) fn make_wallets<S: Store + Sync>(
         let certs =
             super::timing::time("wallets: certify", || iss.certify_batch(&regs, valid, now));
         super::timing::time("wallets: prewarm certs", || {
-            let checks: Vec<_> = certs
-                .iter()
-                .filter_map(|c| c.as_ref().ok())
-                .filter_map(|c| super::prewarm::certificate(keyset, c))
-                .collect();
-            super::prewarm::run(&checks);
+            super::prewarm::certificates(keyset, certs.iter().filter_map(|c| c.as_ref().ok()));
         });
         super::timing::time("wallets: import certs", || {
             created

@@ -57,52 +57,20 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
         w.day(d)?;
         opts.progress.inc(1);
     }
-    let timing = std::env::var_os("TONGBAO_PILOT_TIMING").is_some();
-    if timing {
-        eprintln!("timing (s): claims, pay, deliver, evening = {:?}", w.timing);
-        for (step, (wall, cpu)) in timing::take() {
-            eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s");
-        }
-    }
-    if timing {
-        // What the wallets hold, by kind of record (entries, bytes of keys and values).
-        let mut usage: std::collections::BTreeMap<Vec<u8>, (usize, usize)> = Default::default();
-        let all = w.persons.iter().flatten().chain(&w.pool).chain(&w.shops);
-        for wallet in all {
-            for (k, (n, b)) in wallet.store().usage() {
-                let e = usage.entry(k).or_default();
-                e.0 += n;
-                e.1 += b;
-            }
-        }
-        for (k, (n, b)) in usage {
-            eprintln!(
-                "  wallets {}: {n} entries, {b} bytes",
-                String::from_utf8_lossy(&k)
-            );
-        }
-    }
     opts.progress
         .set_message("closing: last syncs, clawback, audit");
     let end = sc.end();
-    let clock = std::time::Instant::now();
     timing::time("close: syncs", || w.close(end))?;
-    let t_close = clock.elapsed().as_secs_f64();
     let closing = timing::time("close: clawback, reconcile", || w.reconcile(end + 1))?;
-    let t_reconcile = clock.elapsed().as_secs_f64() - t_close;
     let audit = timing::time("close: audit", || w.iss.audit())?;
-    let t_audit = clock.elapsed().as_secs_f64() - t_close - t_reconcile;
     opts.progress.inc(1);
     opts.progress.finish_and_clear();
-    let report = report::build(&w, seed, closing, audit);
-    w.teardown();
-    if timing {
-        let t_rest = clock.elapsed().as_secs_f64() - t_close - t_reconcile - t_audit;
-        eprintln!(
-            "timing (s): close, clawback and reconcile, audit, report and teardown = {:?}",
-            [t_close, t_reconcile, t_audit, t_rest]
-        );
+    if timing::on() {
+        timing::wallets(w.persons.iter().flatten().chain(&w.pool).chain(&w.shops));
     }
+    let report = timing::time("close: report", || report::build(&w, seed, closing, audit));
+    timing::time("close: teardown", || w.teardown());
+    timing::print();
     report
 }
 
@@ -133,9 +101,15 @@ pub(crate) mod timing {
     /// Wall and CPU seconds by step.
     static STEPS: Mutex<BTreeMap<&'static str, (f64, f64)>> = Mutex::new(BTreeMap::new());
 
+    /// Whether timing is on (`TONGBAO_PILOT_TIMING` set).
+    pub(crate) fn on() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var_os("TONGBAO_PILOT_TIMING").is_some())
+    }
+
     /// CPU seconds this process has used (user and system, from /proc), when timing is on.
-    pub(crate) fn cpu() -> f64 {
-        if std::env::var_os("TONGBAO_PILOT_TIMING").is_none() {
+    fn cpu() -> f64 {
+        if !on() {
             return 0.0;
         }
         let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -167,12 +141,38 @@ pub(crate) mod timing {
         out
     }
 
-    /// The steps so far (wall, CPU), in name order, and clears them.
-    pub(crate) fn take() -> Vec<(&'static str, (f64, f64))> {
-        STEPS
+    /// Prints the steps so far (wall and CPU seconds, in name order) to stderr when timing is on,
+    /// and clears them.
+    pub(crate) fn print() {
+        let steps = STEPS
             .lock()
-            .map(|mut m| std::mem::take(&mut *m).into_iter().collect())
-            .unwrap_or_default()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        if !on() {
+            return;
+        }
+        eprintln!("timing (wall s, CPU s for the whole process):");
+        for (step, (wall, cpu)) in steps {
+            eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s");
+        }
+    }
+
+    /// Prints what `wallets` hold, by kind of record (entries, bytes of keys and values).
+    pub(crate) fn wallets<'a>(wallets: impl Iterator<Item = &'a super::engine::W>) {
+        let mut usage: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
+        for wallet in wallets {
+            for (k, (n, b)) in wallet.store().usage() {
+                let e = usage.entry(k).or_default();
+                e.0 += n;
+                e.1 += b;
+            }
+        }
+        for (k, (n, b)) in usage {
+            eprintln!(
+                "  wallets {}: {n} entries, {b} bytes",
+                String::from_utf8_lossy(&k)
+            );
+        }
     }
 }
 
@@ -186,48 +186,71 @@ pub(crate) mod timing {
 /// finds them: every signature is still checked, once. A signature that fails here is simply not
 /// cached, and the wallet's own check refuses it with its usual error.
 pub(crate) mod prewarm {
+    use tongbao::PublicKey;
     use tongbao::protocol::SignedBody;
     use tongbao::protocol::certificate::Certificate;
     use tongbao::protocol::coin::{SigCheck, verify_each};
     use tongbao::protocol::keyset::IssuerKeySet;
     use tongbao::protocol::note::Note;
+    use tongbao::protocol::payment::Payment;
+    use tongbao::protocol::request::PaymentRequest;
+    use tongbao::protocol::sync::{SyncRequest, SyncResponse};
 
     /// Checks `checks` together (verdicts are left to the wallets' own checks).
-    pub(crate) fn run(checks: &[SigCheck]) {
+    fn run(checks: &[SigCheck]) {
         let _ = verify_each(checks);
     }
 
-    /// The check of a certificate's issuer signature (none if its key is unknown).
-    pub(crate) fn certificate(keys: &IssuerKeySet, c: &Certificate) -> Option<SigCheck> {
-        let entry = keys.key(c.key_id).ok()?;
-        Some(SigCheck {
-            key: entry.key,
-            msg: c.signing_bytes(),
-            sig: c.signature,
-            what: "certificate",
-            issuer: true,
-        })
-    }
-
-    /// The check of a note's issuer signature (none if its key is unknown).
-    pub(crate) fn note(keys: &IssuerKeySet, n: &Note) -> Option<SigCheck> {
-        let entry = keys.key(n.key_id).ok()?;
-        Some(SigCheck {
-            key: entry.key,
-            msg: n.signing_bytes(),
-            sig: n.signature,
-            what: "note",
-            issuer: true,
-        })
-    }
-
-    /// Checks what the payers of `payments` signed (each payment, and the last transfer of each
-    /// coin) and their certificates: what a payee or the issuer has not seen before. Notes and
-    /// earlier transfers were checked when they were made or first paid.
-    pub(crate) fn payments<'a>(
+    /// Certificates their wallets are about to import.
+    pub(crate) fn certificates<'a>(
         keys: &IssuerKeySet,
-        payments: impl Iterator<Item = &'a tongbao::protocol::payment::Payment>,
+        certs: impl Iterator<Item = &'a Certificate>,
     ) {
+        run(&certs
+            .filter_map(|c| certificate(keys, c))
+            .collect::<Vec<_>>());
+    }
+
+    /// Notes their wallets are about to import.
+    pub(crate) fn notes<'a>(keys: &IssuerKeySet, notes: impl Iterator<Item = &'a Note>) {
+        run(&notes.filter_map(|n| note(keys, n)).collect::<Vec<_>>());
+    }
+
+    /// Payment requests their payers are about to pay.
+    pub(crate) fn requests<'a>(requests: impl Iterator<Item = &'a PaymentRequest>) {
+        let checks: Vec<_> = requests
+            .map(|r| signed(r.payee, r, r.signature, "payment request"))
+            .collect();
+        run(&checks);
+    }
+
+    /// Sync requests the issuer is about to check.
+    pub(crate) fn sync_requests<'a>(reqs: impl Iterator<Item = &'a SyncRequest>) {
+        let checks: Vec<_> = reqs
+            .map(|r| signed(r.wallet, r, r.signature, "sync request"))
+            .collect();
+        run(&checks);
+    }
+
+    /// Sync responses their wallets are about to apply: the issuer root's signature, and the
+    /// renewed certificate and fresh notes each carries.
+    pub(crate) fn sync_responses<'a>(
+        root: PublicKey,
+        responses: impl Iterator<Item = &'a SyncResponse>,
+    ) {
+        let mut checks = Vec::new();
+        for resp in responses {
+            checks.push(signed(root, resp, resp.signature, "sync response"));
+            checks.extend(certificate(&resp.keyset, &resp.certificate));
+            checks.extend(resp.notes.iter().filter_map(|n| note(&resp.keyset, n)));
+        }
+        run(&checks);
+    }
+
+    /// What the payers of `payments` signed (each payment, and the last transfer of each coin)
+    /// and their certificates: what a payee or the issuer has not seen before. Notes and earlier
+    /// transfers were checked when they were made or first paid.
+    pub(crate) fn payments<'a>(keys: &IssuerKeySet, payments: impl Iterator<Item = &'a Payment>) {
         let mut checks = Vec::new();
         for p in payments {
             let payer = p.payer();
@@ -242,9 +265,33 @@ pub(crate) mod prewarm {
         run(&checks);
     }
 
+    /// The check of a certificate's issuer signature (none if its key is unknown).
+    fn certificate(keys: &IssuerKeySet, c: &Certificate) -> Option<SigCheck> {
+        let entry = keys.key(c.key_id).ok()?;
+        Some(SigCheck {
+            key: entry.key,
+            msg: c.signing_bytes(),
+            sig: c.signature,
+            what: "certificate",
+            issuer: true,
+        })
+    }
+
+    /// The check of a note's issuer signature (none if its key is unknown).
+    fn note(keys: &IssuerKeySet, n: &Note) -> Option<SigCheck> {
+        let entry = keys.key(n.key_id).ok()?;
+        Some(SigCheck {
+            key: entry.key,
+            msg: n.signing_bytes(),
+            sig: n.signature,
+            what: "note",
+            issuer: true,
+        })
+    }
+
     /// The check of a message signed by `key`.
-    pub(crate) fn signed<B: SignedBody>(
-        key: tongbao::PublicKey,
+    fn signed<B: SignedBody>(
+        key: PublicKey,
         body: &B,
         sig: tongbao::Signature,
         what: &'static str,

@@ -151,11 +151,7 @@ impl World {
         let world = &*self;
         let check = |slice: &[(Who, SyncRequest)]| {
             super::timing::time("sync: check", || {
-                let checks: Vec<_> = slice
-                    .iter()
-                    .map(|(_, r)| super::prewarm::signed(r.wallet, r, r.signature, "sync request"))
-                    .collect();
-                super::prewarm::run(&checks);
+                super::prewarm::sync_requests(slice.iter().map(|(_, r)| r));
                 slice
                     .par_iter()
                     .map(|(_, r)| iss.precheck(r, now))
@@ -177,23 +173,10 @@ impl World {
         let apply = |slice: &[(Who, SyncRequest)],
                      responses: &[Result<SyncResponse, IssuerError>]| {
             super::timing::time("sync: apply", || {
-                let root = iss.root();
-                let mut checks = Vec::new();
-                for resp in responses.iter().filter_map(|r| r.as_ref().ok()) {
-                    checks.push(super::prewarm::signed(
-                        root,
-                        resp,
-                        resp.signature,
-                        "sync response",
-                    ));
-                    checks.extend(super::prewarm::certificate(&resp.keyset, &resp.certificate));
-                    checks.extend(
-                        resp.notes
-                            .iter()
-                            .filter_map(|n| super::prewarm::note(&resp.keyset, n)),
-                    );
-                }
-                super::prewarm::run(&checks);
+                super::prewarm::sync_responses(
+                    iss.root(),
+                    responses.iter().filter_map(|r| r.as_ref().ok()),
+                );
                 slice
                     .par_iter()
                     .zip(responses.par_iter())

@@ -23,17 +23,18 @@ const WRITE_SLICE: usize = 512;
 /// The issuer's ledger in one sled database, written out at checkpoints.
 ///
 /// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
-/// lock); a checkpoint hands the table to a background thread that applies it to sled as one
-/// sorted batch and flushes, while the run goes on. Reads see the day's table, then the table
-/// being written out, then sled: the newest value of every key, as one sled database would give.
-/// Sled does the same work for a day's writes as for the commits one by one, less the keys
-/// written again the same day (a coin paid and spent, a holder index entry added and removed),
-/// and it does it off the ledger's one writer thread, on a core the run leaves idle while that
-/// writer works.
+/// lock); a checkpoint hands the table to a background thread at idle priority that applies it
+/// to sled in sorted slices and flushes, while the run goes on. The handed-over table stays
+/// readable until the next checkpoint replaces it. Reads see the day's table, then the previous
+/// one, then sled: the newest value of every key, as one sled database would give. Sled does the
+/// same work for a day's writes as for the commits one by one, less the keys written again the
+/// same day (a coin paid and spent, a holder index entry added and removed), and it does it off
+/// the ledger's one writer thread, on a core the run leaves idle while that writer works.
 pub struct LedgerStore {
     db: sled::Db,
     pending: RwLock<Memtable>,
-    flushing: Arc<RwLock<Option<Arc<Memtable>>>>,
+    /// The previous checkpoint's table (being written to sled, or written).
+    previous: RwLock<Option<Arc<Memtable>>>,
     worker: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
@@ -54,7 +55,7 @@ impl LedgerStore {
         Ok(LedgerStore {
             db,
             pending: RwLock::new(Memtable::new()),
-            flushing: Arc::new(RwLock::new(None)),
+            previous: RwLock::new(None),
             worker: Mutex::new(None),
         })
     }
@@ -69,9 +70,8 @@ impl LedgerStore {
             return Ok(());
         }
         let table = Arc::new(table);
-        *self.flushing.write().map_err(poisoned)? = Some(Arc::clone(&table));
+        *self.previous.write().map_err(poisoned)? = Some(Arc::clone(&table));
         let db = self.db.clone();
-        let flushing = Arc::clone(&self.flushing);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<(), String> {
@@ -86,7 +86,7 @@ impl LedgerStore {
                     ),
                 );
                 // In slices: sled holds every reader of the tree while it applies a batch, and
-                // the run reads the ledger meanwhile (the table stays readable until the end).
+                // the run reads the ledger meanwhile.
                 let ops: Vec<_> = table.iter().collect();
                 for slice in ops.chunks(WRITE_SLICE) {
                     let mut b = sled::Batch::default();
@@ -99,9 +99,6 @@ impl LedgerStore {
                     db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
                 db.flush().map_err(|e| e.to_string())?;
-                // The table stays readable until the next checkpoint replaces it: yesterday's
-                // changes are the ones the run reads most (a store collects them at its sync).
-                drop(flushing);
                 Ok(())
             })
             .map_err(|e| StoreError::Backend(format!("ledger writer: {e}")))?;
@@ -119,9 +116,11 @@ impl LedgerStore {
         }
     }
 
-    /// The table being written out, if any (taken before reading sled: see [`Store::get`]).
-    fn flushing(&self) -> Result<Option<Arc<Memtable>>, StoreError> {
-        Ok(self.flushing.read().map_err(poisoned)?.clone())
+    /// The previous checkpoint's table, if any. It stays readable until the next checkpoint:
+    /// yesterday's changes are the ones the run reads most (a store collects them at its sync),
+    /// and while it is being written the same values may or may not be in sled yet.
+    fn previous(&self) -> Result<Option<Arc<Memtable>>, StoreError> {
+        Ok(self.previous.read().map_err(poisoned)?.clone())
     }
 }
 impl Drop for LedgerStore {
@@ -144,9 +143,8 @@ impl Store for LedgerStore {
         if let Some(v) = self.pending.read().map_err(poisoned)?.get(key) {
             return Ok(v.clone());
         }
-        // The table being written out is taken before sled is read: if its write finishes in
-        // between, sled holds the same values.
-        if let Some(t) = self.flushing()?
+        // Before sled: sled holds the same values once the table is written, or older ones.
+        if let Some(t) = self.previous()?
             && let Some(v) = t.get(key)
         {
             return Ok(v.clone());
@@ -155,11 +153,11 @@ impl Store for LedgerStore {
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-        let flushing = self.flushing()?;
+        let previous = self.previous()?;
         let pending = self.pending.read().map_err(poisoned)?;
-        // The tables' entries under the prefix, the day's over the one being written out.
+        // The tables' entries under the prefix, the day's over the previous one.
         let mut newer: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        for t in flushing.as_deref().into_iter().chain([&*pending]) {
+        for t in previous.as_deref().into_iter().chain([&*pending]) {
             let from = std::ops::Bound::Included(prefix.to_vec());
             newer.extend(
                 t.range((from, std::ops::Bound::Unbounded))
