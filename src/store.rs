@@ -66,8 +66,37 @@ pub trait Store {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
+    /// Up to `limit` pairs under `prefix` whose keys are greater than `after` (all under `prefix`
+    /// when `None`), in key order: exactly `limit` unless fewer are left. Paging through a prefix
+    /// (each page's last key as the next page's `after`) gives what [`Store::scan_prefix`] gives,
+    /// a page's worth of memory at a time.
+    ///
+    /// The default reads the whole prefix for each page (correct, not fast): stores with ordered
+    /// iteration implement it directly.
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let mut all = self.scan_prefix(prefix)?;
+        let start = after.map_or(0, |a| all.partition_point(|(k, _)| k.as_slice() <= a));
+        let end = start.saturating_add(limit).min(all.len());
+        all.truncate(end);
+        Ok(all.split_off(start))
+    }
     /// Applies `batch` atomically; returns only once it is durable.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+/// Where a range scan under `prefix` after `after` starts: the first key under the prefix, or
+/// the first key past `after` when that is further on.
+pub fn range_start(prefix: &[u8], after: Option<&[u8]>) -> std::ops::Bound<Vec<u8>> {
+    use std::ops::Bound;
+    match after {
+        Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
+        _ => Bound::Included(prefix.to_vec()),
+    }
 }
 
 /// A sled database in one directory.
@@ -169,6 +198,29 @@ impl Store for SledStore {
             .map_err(backend)
     }
 
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let mut out = Vec::new();
+        for r in self
+            .db
+            .range((range_start(prefix, after), std::ops::Bound::Unbounded))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = r.map_err(backend)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (k, v) in batch.ops {
@@ -228,6 +280,25 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let m = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?;
+        Ok(
+            m.range((range_start(prefix, after), std::ops::Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .take(limit)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut m = self
             .map
@@ -249,6 +320,14 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         (**self).scan_prefix(prefix)
+    }
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        (**self).scan_range(prefix, after, limit)
     }
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
@@ -283,6 +362,107 @@ pub(crate) mod suite {
             .collect();
         assert_eq!(keys, vec![b"a/2".to_vec(), b"a/3".to_vec()]);
         store.commit(Batch::new()).expect("empty commit");
+        range(store);
+    }
+
+    /// [`Store::scan_range`]: pages through a prefix exactly as [`Store::scan_prefix`] reads it.
+    fn range(store: &dyn Store) {
+        let mut b = Batch::new();
+        for i in 0..23u8 {
+            b.put(format!("a/{i:02}").into_bytes(), vec![i]);
+        }
+        // Neighbours of the prefix on both sides ('.' < '/' < '0').
+        b.put(b"a.9".to_vec(), b"before".to_vec());
+        b.put(b"a0".to_vec(), b"after".to_vec());
+        b.put(b"a".to_vec(), b"short".to_vec());
+        b.delete(b"a/07".to_vec());
+        store.commit(b).expect("commit");
+        let all = store.scan_prefix(b"a/").expect("scan");
+        assert_eq!(all.len(), 24, "a/00..a/22 but a/07, and a/2, a/3");
+        for limit in 1..=5 {
+            let mut pages = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = store
+                    .scan_range(b"a/", after.as_deref(), limit)
+                    .expect("range");
+                assert!(page.len() <= limit);
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                pages.push(page);
+            }
+            let n = pages.len();
+            for (i, p) in pages.iter().enumerate() {
+                assert!(
+                    i + 1 == n || p.len() == limit,
+                    "only the last page is short"
+                );
+            }
+            assert_eq!(pages.concat(), all, "pages of {limit}");
+        }
+        // `after` an existing key: from the next one.
+        let page = store.scan_range(b"a/", Some(b"a/05"), 2).expect("range");
+        let keys: Vec<&[u8]> = page.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![b"a/06".as_slice(), b"a/08"]);
+        // `after` not a key: from the next one.
+        let page = store.scan_range(b"a/", Some(b"a/070"), 1).expect("range");
+        assert_eq!(page, vec![(b"a/08".to_vec(), vec![8])]);
+        // Nothing from other prefixes, whatever `after` and `limit`.
+        let page = store.scan_range(b"a/", Some(b"a/21"), 100).expect("range");
+        let keys: Vec<&[u8]> = page.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![b"a/22".as_slice(), b"a/3"]);
+        assert!(
+            store
+                .scan_range(b"a/", Some(b"a/3"), 9)
+                .expect("range")
+                .is_empty()
+        );
+        assert!(
+            store
+                .scan_range(b"a/", Some(b"a0"), 9)
+                .expect("range")
+                .is_empty()
+        );
+        assert_eq!(
+            store.scan_range(b"a/", Some(b"a"), 1000).expect("range"),
+            all
+        );
+        assert_eq!(
+            store.scan_range(b"a/", Some(b"a.9"), 1000).expect("range"),
+            all
+        );
+        assert!(store.scan_range(b"a/", None, 0).expect("range").is_empty());
+        assert!(store.scan_range(b"c/", None, 9).expect("range").is_empty());
+        assert_eq!(
+            store.scan_range(b"", None, usize::MAX).expect("range"),
+            store.scan_prefix(b"").expect("scan")
+        );
+    }
+
+    /// A store with only the required methods: [`Store::scan_range`]'s default.
+    struct Minimal(MemStore);
+
+    impl Store for Minimal {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+            self.0.scan_prefix(prefix)
+        }
+        fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+            self.0.commit(batch)
+        }
+    }
+
+    #[test]
+    fn default_scan_range() {
+        run(&Minimal(MemStore::new()));
+    }
+
+    #[test]
+    fn forwarded_store() {
+        let m = MemStore::new();
+        run(&&m);
     }
 
     #[test]

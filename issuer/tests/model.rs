@@ -269,6 +269,14 @@ impl Store for Shared {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         self.0.scan_prefix(prefix)
     }
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        self.0.scan_range(prefix, after, limit)
+    }
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         self.0.commit(batch)
     }
