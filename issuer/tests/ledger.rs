@@ -315,12 +315,23 @@ fn online_payment_is_final_and_cannot_be_double_spent() {
         .unwrap();
     let conf = x.iss.pay_online(&p, x.now).unwrap();
     assert!(conf.verify(&x.iss.keyset().unwrap(), &p).is_ok());
+    // Before it is settled, the outbox can write the payment again.
+    let short = tongbao::SignedBody::id(&p).to_hex();
+    assert_eq!(alice.outbox_payment(&short[..12]).unwrap(), p);
     alice.confirm_online(&conf, x.now).unwrap();
     assert_eq!(
         x.iss.pay_online(&p, x.now + 5).unwrap(),
         conf,
         "a replay gets the same confirmation"
     );
+    // Settled: final, so its bytes are dropped (docs/adr/0006); a second confirmation is a
+    // replay, and the payee's receipt still matches the outbox record.
+    let e = alice.outbox_payment(&short[..12]).unwrap_err().to_string();
+    assert!(e.contains("settled at the issuer"), "{e}");
+    assert!(matches!(
+        alice.confirm_online(&conf, x.now + 6),
+        Err(WalletError::Replay(_))
+    ));
     // The rolled-back copy cannot spend the same coins online.
     let p2 = backup
         .pay(

@@ -274,11 +274,12 @@ impl<S: Store> Wallet<S> {
                 receipt.payment_id.short()
             ))
         })?;
+        // Matched against the entry's own record of the payment: a settled payment's bytes are no
+        // longer kept (its receipt may still arrive).
         let mut entry = OutboxEntry::from_stored(&stored)?;
-        let payment = OutboxEntry::payment_from_stored(&stored)?;
-        if payment.payee != receipt.payee
-            || payment.amount != receipt.amount
-            || payment.id() != receipt.payment_id
+        if entry.payee != receipt.payee.address()
+            || entry.amount_fen != receipt.amount.0
+            || entry.payment_id != receipt.payment_id.to_hex()
         {
             return Err(WalletError::Refused(
                 "receipt does not match the payment it names".into(),

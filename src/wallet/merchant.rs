@@ -196,7 +196,7 @@ impl<S: Store> Wallet<S> {
                 .store()
                 .get(&keys::with(keys::REQUEST, &id))?
                 .ok_or_else(|| WalletError::Corrupt("static code record".into()))?;
-            let rec = RequestRecord::from_json(&v)?;
+            let rec = RequestRecord::from_stored(&v)?;
             if now <= rec.expires_at {
                 let q = PaymentRequest::from_code(&rec.code)
                     .map_err(|e| WalletError::Corrupt(format!("static code: {e}")))?;
@@ -220,7 +220,7 @@ impl<S: Store> Wallet<S> {
         let mut b = Batch::new();
         b.put(
             keys::with(keys::REQUEST, &q.request_id.0),
-            RequestRecord::open(&q).to_json()?,
+            RequestRecord::open(&q).to_stored()?,
         );
         b.put(keys::STATIC_CODE, q.request_id.0.to_vec());
         self.push_history(

@@ -478,7 +478,10 @@ impl<S: Store> Wallet<S> {
         );
         let rec = RequestRecord::open(&req);
         let mut b = Batch::new();
-        b.put(keys::with(keys::REQUEST, &req.request_id.0), rec.to_json()?);
+        b.put(
+            keys::with(keys::REQUEST, &req.request_id.0),
+            rec.to_stored()?,
+        );
         self.push_history(
             &mut b,
             now,
@@ -505,7 +508,7 @@ impl<S: Store> Wallet<S> {
         self.store
             .scan_prefix(keys::REQUEST)?
             .into_iter()
-            .map(|(_, v)| RequestRecord::from_json(&v))
+            .map(|(_, v)| RequestRecord::from_stored(&v))
             .collect()
     }
 

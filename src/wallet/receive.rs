@@ -216,7 +216,7 @@ impl<S: Store> Wallet<S> {
         let mut request = match st.requests.get(&payment.request_id) {
             Some(r) => Some(r.clone()),
             None => match self.store().get(&req_key)? {
-                Some(v) => Some(RequestRecord::from_json(&v)?),
+                Some(v) => Some(RequestRecord::from_stored(&v)?),
                 None => None,
             },
         };
@@ -277,8 +277,10 @@ impl<S: Store> Wallet<S> {
                 r.paid.push(pid.to_hex());
             } else {
                 r.paid_by = Some(pid.to_hex());
+                // A dynamic code takes one payment: it is never shown again (docs/adr/0006).
+                r.code.clear();
             }
-            b.put(req_key, r.to_json()?);
+            b.put(req_key, r.to_stored()?);
             st.requests.insert(payment.request_id, r.clone());
         }
         if let Some(l) = newer_carried {

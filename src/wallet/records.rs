@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::WalletError;
-use crate::codec::{Decode, Encode};
+use crate::codec::{Decode, Encode, Put, Reader};
 use crate::crypto::PublicKey;
 use crate::money::Fen;
 use crate::protocol::certificate::{Certificate, WalletKind};
@@ -77,7 +77,8 @@ pub struct OutboxEntry {
     /// When the issuer settled it (online payment or sync), if known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub settled_at: Option<u64>,
-    /// The payment's canonical bytes (hex), to write the file again (stored, not shown).
+    /// The payment's canonical bytes (hex), to write the file again (stored, not shown); dropped
+    /// once the payment is settled (docs/adr/0006).
     #[serde(skip)]
     pub payment_hex: String,
 }
@@ -105,28 +106,136 @@ impl OutboxEntry {
         }
     }
 
+    /// The stored record: binary (docs/adr/0006). Records written before it are JSON and still
+    /// read; they are rewritten in this form when next changed.
+    ///
+    /// Layout: `01` (the form), payment id (32 bytes), payee address (u8 length + text), amount
+    /// (u64), time (u64), request id (16 bytes), then three options (a tag byte 0/1, then the
+    /// value): receipt time (u64), the sync that reported it (16 bytes), settlement time (u64);
+    /// then the payment's canonical bytes, to the end (none once settled).
     pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
-        serde_json::to_vec(&StoredOutbox {
-            entry: self.clone(),
-            payment_hex: self.payment_hex.clone(),
-        })
-        .map_err(|e| WalletError::Corrupt(e.to_string()))
+        let corrupt = |what: &str| WalletError::Corrupt(format!("outbox: bad {what}"));
+        let id: [u8; 32] = hex::decode(&self.payment_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("payment id"))?;
+        let request: [u8; 16] = hex::decode(&self.request_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("request id"))?;
+        let reported: Option<[u8; 16]> = match &self.reported_in {
+            Some(h) => Some(
+                hex::decode(h)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt("sync id"))?,
+            ),
+            None => None,
+        };
+        if self.payee.len() > 255 {
+            return Err(corrupt("payee"));
+        }
+        let payment = hex::decode(&self.payment_hex).map_err(|_| corrupt("payment"))?;
+        let mut v = Vec::with_capacity(150 + payment.len());
+        v.put_u8(OUTBOX_BINARY);
+        v.put_raw(&id);
+        v.put_var8(self.payee.as_bytes());
+        v.put_u64(self.amount_fen);
+        v.put_u64(self.time);
+        v.put_raw(&request);
+        put_option(&mut v, self.receipt_time.map(u64::to_be_bytes).as_ref());
+        put_option(&mut v, reported.as_ref());
+        put_option(&mut v, self.settled_at.map(u64::to_be_bytes).as_ref());
+        v.put_raw(&payment);
+        Ok(v)
+    }
+
+    /// The entry and the payment's bytes (empty once settled).
+    fn parse(v: &[u8]) -> Result<(OutboxEntry, Vec<u8>), WalletError> {
+        if v.first() == Some(&b'{') {
+            let s: StoredOutbox = serde_json::from_slice(v)
+                .map_err(|e| WalletError::Corrupt(format!("outbox: {e}")))?;
+            let bytes = hex::decode(&s.payment_hex)
+                .map_err(|x| WalletError::Corrupt(format!("outbox: {x}")))?;
+            return Ok((s.entry, bytes));
+        }
+        let corrupt = |e: crate::codec::DecodeError| WalletError::Corrupt(format!("outbox: {e}"));
+        let mut r = Reader::new(v);
+        r.version("outbox record", OUTBOX_BINARY).map_err(corrupt)?;
+        let id: [u8; 32] = r.array("payment id").map_err(corrupt)?;
+        let payee = std::str::from_utf8(r.var8("payee", 255).map_err(corrupt)?)
+            .map_err(|_| WalletError::Corrupt("outbox: payee is not text".into()))?
+            .to_string();
+        let amount_fen = r.u64("amount").map_err(corrupt)?;
+        let time = r.u64("time").map_err(corrupt)?;
+        let request: [u8; 16] = r.array("request id").map_err(corrupt)?;
+        let receipt_time = match r.option_tag("receipt time").map_err(corrupt)? {
+            true => Some(r.u64("receipt time").map_err(corrupt)?),
+            false => None,
+        };
+        let reported_in = match r.option_tag("reported in").map_err(corrupt)? {
+            true => Some(hex::encode(r.array::<16>("reported in").map_err(corrupt)?)),
+            false => None,
+        };
+        let settled_at = match r.option_tag("settled at").map_err(corrupt)? {
+            true => Some(r.u64("settled at").map_err(corrupt)?),
+            false => None,
+        };
+        let bytes = r.take(r.remaining(), "payment").map_err(corrupt)?.to_vec();
+        let entry = OutboxEntry {
+            payment_id: hex::encode(id),
+            payee,
+            amount_fen,
+            time,
+            request_id: hex::encode(request),
+            receipt_time,
+            reported_in,
+            settled_at,
+            payment_hex: String::new(),
+        };
+        Ok((entry, bytes))
     }
 
     pub(crate) fn from_stored(v: &[u8]) -> Result<OutboxEntry, WalletError> {
-        let s: StoredOutbox =
-            serde_json::from_slice(v).map_err(|e| WalletError::Corrupt(format!("outbox: {e}")))?;
-        Ok(OutboxEntry {
-            payment_hex: s.payment_hex,
-            ..s.entry
-        })
+        let (mut e, bytes) = OutboxEntry::parse(v)?;
+        e.payment_hex = hex::encode(bytes);
+        Ok(e)
+    }
+
+    /// Marks the payment settled at the issuer at `at`, and drops its bytes: a settled payment is
+    /// final and its payee is paid through the ledger, so nothing is left to send again. (At a
+    /// wallet that pays often they were most of what it held: about 2 KB a payment.)
+    pub(crate) fn settle(&mut self, at: u64) {
+        self.settled_at = Some(at);
+        self.payment_hex.clear();
     }
 
     pub(crate) fn payment_from_stored(v: &[u8]) -> Result<Payment, WalletError> {
-        let e = OutboxEntry::from_stored(v)?;
-        let bytes = hex::decode(&e.payment_hex)
-            .map_err(|x| WalletError::Corrupt(format!("outbox: {x}")))?;
+        let (e, bytes) = OutboxEntry::parse(v)?;
+        if bytes.is_empty() && e.settled_at.is_some() {
+            return Err(WalletError::Refused(format!(
+                "payment {} is settled at the issuer: it is final, and its bytes are no longer kept",
+                &e.payment_id[..8.min(e.payment_id.len())]
+            )));
+        }
         Payment::decode(&bytes).map_err(|x| WalletError::Corrupt(format!("outbox: {x}")))
+    }
+}
+
+/// First byte of an outbox record in its binary form; the JSON form starts with `{`.
+const OUTBOX_BINARY: u8 = 1;
+
+/// First byte of a request or settlement record in its binary form (JSON starts with `{`).
+pub(crate) const RECORD_BINARY: u8 = 1;
+
+/// An option: a tag byte (0 absent, 1 present), then the value.
+pub(crate) fn put_option<const N: usize>(v: &mut Vec<u8>, x: Option<&[u8; N]>) {
+    match x {
+        Some(b) => {
+            v.put_u8(1);
+            v.put_raw(b);
+        }
+        None => v.put_u8(0),
     }
 }
 
@@ -144,7 +253,7 @@ pub struct RequestRecord {
     /// The paying payment id, once paid (a dynamic code: one use).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paid_by: Option<String>,
-    /// The text code.
+    /// The text code (cleared once a dynamic request is paid: it takes one payment).
     pub code: String,
     /// When made (unix seconds; 0 in records from before it was kept).
     #[serde(default)]
@@ -169,12 +278,98 @@ impl RequestRecord {
         }
     }
 
-    pub(crate) fn to_json(&self) -> Result<Vec<u8>, WalletError> {
-        serde_json::to_vec(self).map_err(|e| WalletError::Corrupt(e.to_string()))
+    /// The stored record: binary (docs/adr/0006); records written before it are JSON and still
+    /// read.
+    ///
+    /// Layout: `01` (the form), request id (16 bytes), amount (u64), expiry (u64), creation time
+    /// (u64), memo (u8 length + text), the paying payment id (a tag byte 0/1, then 32 bytes), the
+    /// static code's payments (u32 count, 32 bytes each), then the request's canonical bytes, to
+    /// the end (none once a dynamic request is paid), from which its code is written again.
+    pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
+        let corrupt = |what: &str| WalletError::Corrupt(format!("request record: bad {what}"));
+        let id32 = |h: &str| -> Result<[u8; 32], WalletError> {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("payment id"))
+        };
+        let request: [u8; 16] = hex::decode(&self.request_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("request id"))?;
+        if self.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
+            return Err(corrupt("memo"));
+        }
+        let bytes = match self.code.as_str() {
+            "" => Vec::new(),
+            code => PaymentRequest::from_code(code)
+                .map_err(|_| corrupt("code"))?
+                .to_bytes(),
+        };
+        let mut v = Vec::with_capacity(64 + self.memo.len() + bytes.len() + 32 * self.paid.len());
+        v.put_u8(RECORD_BINARY);
+        v.put_raw(&request);
+        v.put_u64(self.amount_fen);
+        v.put_u64(self.expires_at);
+        v.put_u64(self.created_at);
+        v.put_var8(self.memo.as_bytes());
+        let paid_by = self.paid_by.as_deref().map(id32).transpose()?;
+        put_option(&mut v, paid_by.as_ref());
+        v.put_u32(u32::try_from(self.paid.len()).map_err(|_| corrupt("payments"))?);
+        for p in &self.paid {
+            v.put_raw(&id32(p)?);
+        }
+        v.put_raw(&bytes);
+        Ok(v)
     }
 
-    pub(crate) fn from_json(v: &[u8]) -> Result<RequestRecord, WalletError> {
-        serde_json::from_slice(v).map_err(|e| WalletError::Corrupt(format!("request: {e}")))
+    pub(crate) fn from_stored(v: &[u8]) -> Result<RequestRecord, WalletError> {
+        if v.first() == Some(&b'{') {
+            return serde_json::from_slice(v)
+                .map_err(|e| WalletError::Corrupt(format!("request: {e}")));
+        }
+        let corrupt = |e: crate::codec::DecodeError| WalletError::Corrupt(format!("request: {e}"));
+        let mut r = Reader::new(v);
+        r.version("request record", RECORD_BINARY)
+            .map_err(corrupt)?;
+        let request_id = hex::encode(r.array::<16>("request id").map_err(corrupt)?);
+        let amount_fen = r.u64("amount").map_err(corrupt)?;
+        let expires_at = r.u64("expiry").map_err(corrupt)?;
+        let created_at = r.u64("creation time").map_err(corrupt)?;
+        let memo = std::str::from_utf8(
+            r.var8("memo", crate::protocol::request::MAX_MEMO)
+                .map_err(corrupt)?,
+        )
+        .map_err(|_| WalletError::Corrupt("request: memo is not text".into()))?
+        .to_string();
+        let paid_by = match r.option_tag("paid by").map_err(corrupt)? {
+            true => Some(hex::encode(r.array::<32>("paid by").map_err(corrupt)?)),
+            false => None,
+        };
+        let n = r.u32("payments").map_err(corrupt)? as usize;
+        if n > r.remaining() / 32 {
+            return Err(WalletError::Corrupt("request: truncated payments".into()));
+        }
+        let mut paid = Vec::with_capacity(n);
+        for _ in 0..n {
+            paid.push(hex::encode(r.array::<32>("payment").map_err(corrupt)?));
+        }
+        let code = match r.take(r.remaining(), "request").map_err(corrupt)? {
+            [] => String::new(),
+            bytes => PaymentRequest::decode(bytes)
+                .map_err(|e| WalletError::Corrupt(format!("request: {e}")))?
+                .to_code(),
+        };
+        Ok(RequestRecord {
+            request_id,
+            amount_fen,
+            memo,
+            expires_at,
+            paid_by,
+            code,
+            created_at,
+            paid,
+        })
     }
 }
 
@@ -318,5 +513,128 @@ impl Balance {
                     .saturating_sub(counter.saturating_sub(c.counter_base))
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::SignedBody;
+    use crate::testkit::Fixture;
+
+    fn entry() -> (OutboxEntry, Payment) {
+        let (p, _) = Fixture::new().payment_n_by_hops(2, 1);
+        (OutboxEntry::of(&p, &p.id()), p)
+    }
+
+    #[test]
+    fn outbox_record_round_trips_in_binary_and_drops_its_bytes_once_settled() {
+        let (mut e, p) = entry();
+        let v = e.to_stored().expect("ok");
+        assert_eq!(v[0], OUTBOX_BINARY);
+        assert_eq!(OutboxEntry::from_stored(&v).expect("ok"), e);
+        assert_eq!(OutboxEntry::payment_from_stored(&v).expect("ok"), p);
+        // About half of the JSON form it replaces (the payment's bytes are not in hex).
+        let json = serde_json::to_vec(&StoredOutbox {
+            entry: e.clone(),
+            payment_hex: e.payment_hex.clone(),
+        })
+        .expect("ok");
+        assert!(
+            v.len() * 20 < json.len() * 11,
+            "{} vs {}",
+            v.len(),
+            json.len()
+        );
+        e.receipt_time = Some(7);
+        e.reported_in = Some("ab".repeat(16));
+        let v = e.to_stored().expect("ok");
+        assert_eq!(OutboxEntry::from_stored(&v).expect("ok"), e);
+        e.settle(9);
+        let v = e.to_stored().expect("ok");
+        assert!(v.len() < 200, "a settled record keeps its summary only");
+        let back = OutboxEntry::from_stored(&v).expect("ok");
+        assert_eq!(back.settled_at, Some(9));
+        assert_eq!(back.payment_hex, "");
+        let err = OutboxEntry::payment_from_stored(&v)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("settled at the issuer"), "{err}");
+    }
+
+    #[test]
+    fn outbox_records_in_the_json_form_still_read() {
+        let (e, p) = entry();
+        let json = serde_json::to_vec(&StoredOutbox {
+            entry: e.clone(),
+            payment_hex: e.payment_hex.clone(),
+        })
+        .expect("ok");
+        assert_eq!(OutboxEntry::from_stored(&json).expect("ok"), e);
+        assert_eq!(OutboxEntry::payment_from_stored(&json).expect("ok"), p);
+    }
+
+    #[test]
+    fn request_records_round_trip_in_binary_and_still_read_as_json() {
+        let f = Fixture::new();
+        let q = PaymentRequest::sign(
+            &crate::testkit::key(51),
+            Fen(1_234),
+            crate::crypto::Nonce([7; 16]),
+            "noodles".into(),
+            100,
+            200,
+        );
+        let mut rec = RequestRecord::open(&q);
+        let v = rec.to_stored().expect("ok");
+        assert_eq!(v[0], RECORD_BINARY);
+        assert_eq!(RequestRecord::from_stored(&v).expect("ok"), rec);
+        let json = serde_json::to_vec(&rec).expect("ok");
+        assert!(v.len() < json.len(), "{} vs {}", v.len(), json.len());
+        assert_eq!(RequestRecord::from_stored(&json).expect("ok"), rec);
+        // Paid: the code goes; a static code's payments are listed.
+        rec.paid_by = Some("cd".repeat(32));
+        rec.code.clear();
+        let v = rec.to_stored().expect("ok");
+        assert!(v.len() < 100);
+        assert_eq!(RequestRecord::from_stored(&v).expect("ok"), rec);
+        rec.paid = vec!["01".repeat(32), "02".repeat(32)];
+        assert_eq!(
+            RequestRecord::from_stored(&rec.to_stored().expect("ok")).expect("ok"),
+            rec
+        );
+        // Damaged: an error, never a panic.
+        let v = rec.to_stored().expect("ok");
+        for cut in 0..v.len() {
+            assert!(RequestRecord::from_stored(&v[..cut]).is_err(), "cut {cut}");
+        }
+        let _ = f;
+    }
+
+    #[test]
+    fn a_damaged_outbox_record_is_corrupt_not_a_panic() {
+        let (e, _) = entry();
+        let v = e.to_stored().expect("ok");
+        // Cut inside the summary, an unknown form, a bad option tag.
+        for cut in [1, 20, 40, 80, 100] {
+            assert!(matches!(
+                OutboxEntry::from_stored(&v[..cut]),
+                Err(WalletError::Corrupt(_))
+            ));
+        }
+        let mut unknown = v.clone();
+        unknown[0] = 9;
+        assert!(matches!(
+            OutboxEntry::from_stored(&unknown),
+            Err(WalletError::Corrupt(_))
+        ));
+        // A cut inside the payment's bytes: the summary reads, the payment does not decode.
+        let short = &v[..v.len() - 10];
+        assert!(OutboxEntry::from_stored(short).is_ok());
+        assert!(matches!(
+            OutboxEntry::payment_from_stored(short),
+            Err(WalletError::Corrupt(_))
+        ));
+        assert!(OutboxEntry::from_stored(b"{not json").is_err());
     }
 }

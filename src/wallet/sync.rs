@@ -276,7 +276,7 @@ impl<S: Store> Wallet<S> {
         for (k, v) in self.store().scan_prefix(keys::OUTBOX)? {
             let mut e = OutboxEntry::from_stored(&v)?;
             if e.reported_in.as_deref() == Some(sync_hex.as_str()) && e.settled_at.is_none() {
-                e.settled_at = Some(resp.time);
+                e.settle(resp.time);
                 b.put(k, e.to_stored()?);
             }
         }
@@ -458,10 +458,16 @@ impl<S: Store> Wallet<S> {
             .store()
             .get(&key)?
             .ok_or_else(|| WalletError::NotFound(format!("payment {}", conf.payment_id.short())))?;
+        let mut e = OutboxEntry::from_stored(&v)?;
+        if e.settled_at.is_some() {
+            return Err(WalletError::Replay(format!(
+                "payment {} is already settled",
+                conf.payment_id.short()
+            )));
+        }
         let payment = OutboxEntry::payment_from_stored(&v)?;
         conf.verify(&self.keyset()?, &payment)?;
-        let mut e = OutboxEntry::from_stored(&v)?;
-        e.settled_at = Some(conf.settled_at);
+        e.settle(conf.settled_at);
         let mut b = Batch::new();
         b.put(key, e.to_stored()?);
         self.push_history(

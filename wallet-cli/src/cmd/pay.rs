@@ -95,7 +95,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         Some(conf) => TbFile::ConfirmedPayment(Box::new(payment.clone()), conf.clone()),
         None => TbFile::Payment(Box::new(payment.clone())),
     };
-    write(&a.out, &file).with_context(again)?;
+    write(&a.out, &file).with_context(|| match &settled {
+        // A settled payment's bytes are not kept (docs/adr/0006): it is final, and the payee
+        // collects it at its next sync.
+        Some(_) => format!(
+            "payment {} is settled at the issuer (final; the payee collects it when it syncs)",
+            id.short()
+        ),
+        None => again(),
+    })?;
     if let Some((true, why)) = &unsettled_why {
         bail!(
             "{why}; payment {} is committed and written, unconfirmed, to {}",
