@@ -18,6 +18,7 @@ use tongbao::protocol::file::TbFile;
 use tongbao::protocol::keyset::IssuerKeySet;
 use tongbao::protocol::note::Earmark;
 use tongbao::protocol::payment::Payment;
+use tongbao::protocol::sync::Confirmation;
 use tongbao::store::Store;
 use tongbao::wallet::{PayTarget, Wallet, WalletError};
 use tongbao::{Fen, Id, PublicKey};
@@ -318,6 +319,14 @@ impl World {
         row.double_spends = self.attempts - attempts_before;
         row.syncs = super::timing::time("day: evening", || self.evening(d, t0 + 22 * 3600))?;
         self.iss.store.checkpoint()?;
+        super::timing::time("day: pack wallets", || {
+            self.persons
+                .par_iter()
+                .flatten()
+                .chain(self.pool.par_iter())
+                .chain(self.shops.par_iter())
+                .for_each(|w| w.store().pack());
+        });
         row.settled = self
             .pays
             .iter()
@@ -670,6 +679,31 @@ impl World {
         Ok(out)
     }
 
+    /// Payers import their online payments' confirmations (on every core, the issuer's
+    /// signatures checked first as batches): each payment is then settled in its payer's outbox,
+    /// which keeps its summary and drops its bytes (docs/adr/0006).
+    fn confirm(
+        &self,
+        mut confirmations: Vec<(u32, Confirmation)>,
+        keyset: &IssuerKeySet,
+    ) -> anyhow::Result<()> {
+        super::timing::time("deliver: confirmations", || {
+            super::prewarm::confirmations(keyset.root, confirmations.iter().map(|(_, c)| c));
+            // Each payer's in the order they were settled.
+            confirmations.sort_by_key(|(payer, _)| *payer);
+            confirmations.par_chunk_by(|a, b| a.0 == b.0).try_for_each(
+                |group| -> anyhow::Result<()> {
+                    if let Some(w) = self.wallet(Who::Person(group[0].0)) {
+                        for (_, c) in group {
+                            w.confirm_online(c, c.settled_at)?;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
@@ -793,15 +827,15 @@ impl World {
                 })
             },
         );
+        let mut confirmations = Vec::new();
         for (rec, r) in settled {
             let pr = &mut self.pays[rec as usize];
             match r {
-                Ok(_confirmation) => {
-                    // Final for the payee. The payer's wallet would import the confirmation; it
-                    // is not needed here (an unconfirmed payment is reported again at the payer's
-                    // next sync and answered "already settled").
+                Ok(confirmation) => {
+                    // Final for the payee; the payer imports the confirmation below.
                     pr.status = Status::Settled;
                     pr.settled_at = pr.time;
+                    confirmations.push((pr.payer, confirmation));
                 }
                 Err(e) => {
                     pr.status = Status::Refused;
@@ -816,6 +850,7 @@ impl World {
                 }
             }
         }
+        self.confirm(confirmations, &keyset)?;
         for (rec, who, r) in received.into_iter().flatten() {
             let pr = &mut self.pays[rec as usize];
             match r {

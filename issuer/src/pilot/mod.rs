@@ -194,7 +194,7 @@ pub(crate) mod prewarm {
     use tongbao::protocol::note::Note;
     use tongbao::protocol::payment::Payment;
     use tongbao::protocol::request::PaymentRequest;
-    use tongbao::protocol::sync::{SyncRequest, SyncResponse};
+    use tongbao::protocol::sync::{Confirmation, SyncRequest, SyncResponse};
 
     /// Checks `checks` together (verdicts are left to the wallets' own checks).
     fn run(checks: &[SigCheck]) {
@@ -262,6 +262,17 @@ pub(crate) mod prewarm {
                 }
             }
         }
+        run(&checks);
+    }
+
+    /// Online payments' confirmations their payers are about to import.
+    pub(crate) fn confirmations<'a>(
+        root: PublicKey,
+        confirmations: impl Iterator<Item = &'a Confirmation>,
+    ) {
+        let checks: Vec<_> = confirmations
+            .map(|c| signed(root, c, c.signature, "confirmation"))
+            .collect();
         run(&checks);
     }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use tongbao::store::{Batch, Pairs, Store, StoreError};
+use tongbao::store::{Batch, Pairs, Store, StoreError, range_start};
 
 /// Writes not yet in sled: the newest value of each key (`None`: deleted).
 type Memtable = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -134,6 +134,17 @@ fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// A table's entries under `prefix` past `after`, in key order (`None`: deleted).
+fn table_range<'a>(
+    t: &'a Memtable,
+    prefix: &'a [u8],
+    after: Option<&[u8]>,
+) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+    t.range((range_start(prefix, after), std::ops::Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.as_slice(), v.as_deref()))
+}
+
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Backend("poisoned".into())
 }
@@ -189,6 +200,68 @@ impl Store for LedgerStore {
         Ok(out)
     }
 
+    /// The same merge as [`LedgerStore::scan_prefix`], from `after` on, stopping at `limit`
+    /// pairs: each source is read only as far as the page reaches (past `limit` entries only by
+    /// the deletions in the tables).
+    fn scan_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let previous = self.previous()?;
+        let pending = self.pending.read().map_err(poisoned)?;
+        let mut day = table_range(&pending, prefix, after).peekable();
+        let mut prev = previous
+            .as_deref()
+            .map(|t| table_range(t, prefix, after))
+            .into_iter()
+            .flatten()
+            .peekable();
+        let mut disk = self
+            .db
+            .range((range_start(prefix, after), std::ops::Bound::Unbounded));
+        let mut disk_next = || -> Result<Option<(sled::IVec, sled::IVec)>, StoreError> {
+            match disk.next().transpose().map_err(backend)? {
+                Some((k, v)) if k.starts_with(prefix) => Ok(Some((k, v))),
+                _ => Ok(None),
+            }
+        };
+        let mut disk_head = disk_next()?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let heads = [
+                day.peek().map(|(k, _)| *k),
+                prev.peek().map(|(k, _)| *k),
+                disk_head.as_ref().map(|(k, _)| k.as_ref()),
+            ];
+            let Some(key) = heads.into_iter().flatten().min().map(<[u8]>::to_vec) else {
+                break;
+            };
+            // Every source holding the key moves past it; the newest one gives its value
+            // (`None`: deleted).
+            let mut value: Option<Option<Vec<u8>>> = None;
+            if let Some((_, v)) = day.next_if(|(k, _)| *k == key.as_slice()) {
+                value = Some(v.map(<[u8]>::to_vec));
+            }
+            if let Some((_, v)) = prev.next_if(|(k, _)| *k == key.as_slice())
+                && value.is_none()
+            {
+                value = Some(v.map(<[u8]>::to_vec));
+            }
+            if let Some((_, v)) = disk_head.take_if(|(k, _)| k.as_ref() == key.as_slice()) {
+                if value.is_none() {
+                    value = Some(Some(v.to_vec()));
+                }
+                disk_head = disk_next()?;
+            }
+            if let Some(Some(v)) = value {
+                out.push((key, v));
+            }
+        }
+        Ok(out)
+    }
+
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut t = self.pending.write().map_err(poisoned)?;
         for (k, v) in batch.into_ops() {
@@ -203,13 +276,146 @@ fn dropped(key: &[u8]) -> bool {
     key.starts_with(b"h/") || key == b"m/history-seq"
 }
 
-/// Keys and values as boxed slices (no spare capacity).
-type Compact = BTreeMap<Box<[u8]>, Box<[u8]>>;
+/// Entries a wallet's recent writes reach before a commit packs them (see [`SimStore`]).
+const PACK_MIN: usize = 64;
 
-/// One wallet's state in memory, compactly (boxed slices, no history).
+/// Packed bytes per recent entry at which recent writes are worth packing (an entry in the map
+/// costs about a hundred bytes beyond its key and value).
+const PACK_RATIO: usize = 1024;
+
+/// A wallet's records packed in one buffer, in key order: each entry is its key's length (two
+/// bytes, big-endian), the key and the value; `at` holds where each entry starts, and a value
+/// ends where the next entry starts.
+#[derive(Clone, Default)]
+struct Packed {
+    data: Box<[u8]>,
+    at: Box<[u32]>,
+}
+
+impl Packed {
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let start = self.at[i] as usize;
+        let end = self.at.get(i + 1).map_or(self.data.len(), |&e| e as usize);
+        let klen = usize::from(u16::from_be_bytes([self.data[start], self.data[start + 1]]));
+        let k = &self.data[start + 2..start + 2 + klen];
+        (k, &self.data[start + 2 + klen..end])
+    }
+
+    /// The first entry whose key is not less than `key`.
+    fn lower_bound(&self, key: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.entry(mid).0 < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let i = self.lower_bound(key);
+        (i < self.len() && self.entry(i).0 == key).then(|| self.entry(i).1)
+    }
+
+    /// Packs `entries` (in key order).
+    fn build<'a>(entries: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Packed {
+        let (n, bytes) = entries
+            .clone()
+            .fold((0, 0), |(n, b), (k, v)| (n + 1, b + 2 + k.len() + v.len()));
+        let mut data = Vec::with_capacity(bytes);
+        let mut at = Vec::with_capacity(n);
+        for (k, v) in entries {
+            at.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
+            data.extend_from_slice(&u16::try_from(k.len()).unwrap_or(u16::MAX).to_be_bytes());
+            data.extend_from_slice(k);
+            data.extend_from_slice(v);
+        }
+        Packed {
+            data: data.into_boxed_slice(),
+            at: at.into_boxed_slice(),
+        }
+    }
+}
+
+/// One wallet's state in memory, compactly: its recent writes in a small map (`None`: deleted),
+/// everything older packed in one buffer. A commit packs the recent writes once they are many
+/// for the packed size (so each byte is copied a bounded number of times), and the pilot packs
+/// the wallets it touched at the end of each day ([`SimStore::pack`]). A map entry costs about a
+/// hundred bytes of its own; a packed one six, which at a million wallets is gigabytes.
 #[derive(Default)]
 pub struct SimStore {
-    map: Mutex<Compact>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Clone, Default)]
+struct Inner {
+    recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
+    packed: Packed,
+}
+
+impl Inner {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.recent.get(key) {
+            Some(v) => v.as_deref(),
+            None => self.packed.get(key),
+        }
+    }
+
+    /// Every live entry under `prefix`, in key order (recent writes over packed ones).
+    fn visit<'a>(&'a self, prefix: &[u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {
+        let mut recent = self
+            .recent
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .peekable();
+        let mut i = self.packed.lower_bound(prefix);
+        loop {
+            let p = (i < self.packed.len())
+                .then(|| self.packed.entry(i))
+                .filter(|(k, _)| k.starts_with(prefix));
+            match (p, recent.peek()) {
+                (None, None) => break,
+                (Some((pk, pv)), r) if r.is_none_or(|(rk, _)| pk < &***rk) => {
+                    f(pk, pv);
+                    i += 1;
+                }
+                (p, Some((rk, rv))) => {
+                    if p.is_some_and(|(pk, _)| pk == &***rk) {
+                        i += 1;
+                    }
+                    if let Some(v) = rv {
+                        f(rk, v);
+                    }
+                    recent.next();
+                }
+                (Some(_), None) => unreachable!("handled by the arm above"),
+            }
+        }
+    }
+
+    fn should_pack(&self, min: usize) -> bool {
+        self.recent.len() >= min && self.recent.len() * PACK_RATIO >= self.packed.data.len()
+    }
+
+    fn pack(&mut self) {
+        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
+        self.visit(b"", |k, v| entries.push((k, v)));
+        // The packed buffer borrows from itself: copy out through the new one.
+        let packed = Packed::build(entries.iter().copied());
+        drop(entries);
+        self.packed = packed;
+        self.recent.clear();
+    }
 }
 
 impl SimStore {
@@ -220,9 +426,18 @@ impl SimStore {
 
     /// A copy of everything: the wallet as a backup would restore it (a rollback).
     pub fn snapshot(&self) -> SimStore {
-        let map = self.map.lock().map(|m| m.clone()).unwrap_or_default();
+        let inner = self.inner.lock().map(|m| m.clone()).unwrap_or_default();
         SimStore {
-            map: Mutex::new(map),
+            inner: Mutex::new(inner),
+        }
+    }
+
+    /// Packs the recent writes if they are worth it (the end of a day).
+    pub fn pack(&self) {
+        if let Ok(mut m) = self.inner.lock()
+            && m.should_pack(1)
+        {
+            m.pack();
         }
     }
 
@@ -230,66 +445,53 @@ impl SimStore {
     /// figures.
     pub fn usage(&self) -> BTreeMap<Vec<u8>, (usize, usize)> {
         let mut out: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
-        if let Ok(m) = self.map.lock() {
-            for (k, v) in m.iter() {
+        if let Ok(m) = self.inner.lock() {
+            m.visit(b"", |k, v| {
                 let p = k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1);
                 let e = out.entry(k[..p].to_vec()).or_default();
                 e.0 += 1;
                 e.1 += k.len() + v.len();
-            }
+            });
         }
         out
-    }
-
-    /// Bytes held (keys and values), for memory figures.
-    pub fn bytes(&self) -> usize {
-        self.map
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| k.len() + v.len()).sum())
-            .unwrap_or(0)
     }
 }
 
 impl Store for SimStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let m = self
-            .map
-            .lock()
-            .map_err(|_| StoreError::Backend("poisoned".into()))?;
-        Ok(m.get(key).map(|v| v.to_vec()))
+        let m = self.inner.lock().map_err(poisoned)?;
+        Ok(m.get(key).map(<[u8]>::to_vec))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-        let m = self
-            .map
-            .lock()
-            .map_err(|_| StoreError::Backend("poisoned".into()))?;
-        Ok(m.range::<[u8], _>((
-            std::ops::Bound::Included(prefix),
-            std::ops::Bound::Unbounded,
-        ))
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect())
+        let m = self.inner.lock().map_err(poisoned)?;
+        let mut out = Vec::new();
+        m.visit(prefix, |k, v| out.push((k.to_vec(), v.to_vec())));
+        Ok(out)
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut m = self
-            .map
-            .lock()
-            .map_err(|_| StoreError::Backend("poisoned".into()))?;
-        for (k, v) in batch.ops() {
-            if dropped(k) {
+        let mut m = self.inner.lock().map_err(poisoned)?;
+        for (k, v) in batch.into_ops() {
+            if dropped(&k) {
                 continue;
             }
             match v {
                 Some(v) => {
-                    m.insert(k.clone().into_boxed_slice(), v.clone().into_boxed_slice());
+                    m.recent
+                        .insert(k.into_boxed_slice(), Some(v.into_boxed_slice()));
                 }
                 None => {
-                    m.remove(k.as_slice());
+                    if m.packed.get(&k).is_some() {
+                        m.recent.insert(k.into_boxed_slice(), None);
+                    } else {
+                        m.recent.remove(k.as_slice());
+                    }
                 }
             }
+        }
+        if m.should_pack(PACK_MIN) {
+            m.pack();
         }
         Ok(())
     }
@@ -347,6 +549,34 @@ mod tests {
                     model.scan_prefix(p).expect("scan"),
                     "step {step}, prefix {p:?}"
                 );
+                // A page of a random size from a random place (under the prefix or not), and
+                // the whole prefix paged through.
+                let after = rng.random_bool(0.8).then(|| key(&mut rng));
+                let limit = rng.random_range(0..6);
+                assert_eq!(
+                    ledger
+                        .scan_range(p, after.as_deref(), limit)
+                        .expect("range"),
+                    model.scan_range(p, after.as_deref(), limit).expect("range"),
+                    "step {step}, prefix {p:?}, after {after:?}, limit {limit}"
+                );
+                let limit = rng.random_range(1..9);
+                let mut paged = Vec::new();
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let page = ledger
+                        .scan_range(p, after.as_deref(), limit)
+                        .expect("range");
+                    assert_eq!(
+                        page,
+                        model.scan_range(p, after.as_deref(), limit).expect("range"),
+                        "step {step}, prefix {p:?}, after {after:?}, limit {limit}"
+                    );
+                    let Some((last, _)) = page.last() else { break };
+                    after = Some(last.clone());
+                    paged.extend(page);
+                }
+                assert_eq!(paged, model.scan_prefix(p).expect("scan"), "step {step}");
             }
         }
         ledger.checkpoint().expect("checkpoint");
@@ -355,6 +585,67 @@ mod tests {
             ledger.scan_prefix(b"").expect("scan"),
             model.scan_prefix(b"").expect("scan")
         );
+    }
+
+    /// The wallet store reads exactly as one in-memory store given the same commits, whatever
+    /// was packed when: puts, overwrites and deletions of packed and recent entries, snapshots.
+    #[test]
+    fn sim_store_reads_as_one_store_across_packing() {
+        use rand::{RngExt, SeedableRng};
+        let store = SimStore::new();
+        let model = tongbao::store::MemStore::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let key = |rng: &mut rand::rngs::StdRng| {
+            let p = [b"c/".as_slice(), b"o/", b"m/", b"h/"][rng.random_range(0..4)];
+            let mut k = p.to_vec();
+            k.push(rng.random_range(0..60u8));
+            k
+        };
+        let mut snapshots = Vec::new();
+        for step in 0..2000 {
+            let mut a = Batch::new();
+            let mut b = Batch::new();
+            for _ in 0..rng.random_range(1..8) {
+                let k = key(&mut rng);
+                if k.starts_with(b"h/") {
+                    // History is not kept: never in the store.
+                    a.put(k, vec![1]);
+                } else if rng.random_bool(0.3) {
+                    a.delete(k.clone());
+                    b.delete(k);
+                } else {
+                    let v = vec![rng.random_range(0..255u8); rng.random_range(0..300)];
+                    a.put(k.clone(), v.clone());
+                    b.put(k, v);
+                }
+            }
+            store.commit(a).expect("commit");
+            model.commit(b).expect("commit");
+            if rng.random_bool(0.05) {
+                store.pack();
+            }
+            if rng.random_bool(0.01) {
+                snapshots.push((store.snapshot(), model.snapshot()));
+            }
+            for _ in 0..3 {
+                let k = key(&mut rng);
+                assert_eq!(store.get(&k).expect("get"), model.get(&k).expect("get"));
+            }
+            for p in [b"c/".as_slice(), b"o/", b"m/", b"h/", b"", b"c"] {
+                assert_eq!(
+                    store.scan_prefix(p).expect("scan"),
+                    model.scan_prefix(p).expect("scan"),
+                    "step {step}, prefix {p:?}"
+                );
+            }
+        }
+        assert!(!snapshots.is_empty());
+        for (s, m) in snapshots {
+            assert_eq!(
+                s.scan_prefix(b"").expect("scan"),
+                m.scan_prefix(b"").expect("scan")
+            );
+        }
     }
 
     #[test]
