@@ -335,6 +335,21 @@ pub fn set_cache_sizes(keys: usize, signature_checks: usize) {
     );
 }
 
+/// Empties both process-wide caches and frees what they held (they fill again as keys and
+/// signatures are checked): for a process done with a working set it had raised them for.
+pub fn clear_caches() {
+    for shard in &KEY_CACHE.shards {
+        if let Ok(mut g) = shard.write() {
+            *g = Generations::new();
+        }
+    }
+    for shard in SIG_CACHE.iter() {
+        if let Ok(mut g) = shard.lock() {
+            *g = Generations::new();
+        }
+    }
+}
+
 /// Decoded keys per generation of the process-wide key cache, by default.
 pub const KEY_CACHE_DEFAULT: usize = KEY_CACHE_SHARDS * 4 * 1024;
 /// Signature checks per generation of the process-wide cache of checks, by default.

@@ -62,6 +62,12 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let end = sc.end();
     timing::time("close: syncs", || w.close(end))?;
     let closing = timing::time("close: clawback, reconcile", || w.reconcile(end + 1))?;
+    // The audit checks every transfer once and needs no cache: the wallets' working set goes.
+    tongbao::crypto::set_cache_sizes(
+        tongbao::crypto::KEY_CACHE_DEFAULT,
+        tongbao::crypto::SIG_CACHE_DEFAULT,
+    );
+    tongbao::crypto::clear_caches();
     let audit = timing::time("close: audit", || w.iss.audit())?;
     opts.progress.inc(1);
     opts.progress.finish_and_clear();
@@ -98,8 +104,8 @@ pub(crate) mod timing {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    /// Wall and CPU seconds by step.
-    static STEPS: Mutex<BTreeMap<&'static str, (f64, f64)>> = Mutex::new(BTreeMap::new());
+    /// Wall and CPU seconds by step, and by how much the process's peak memory grew in it (MB).
+    static STEPS: Mutex<BTreeMap<&'static str, (f64, f64, f64)>> = Mutex::new(BTreeMap::new());
 
     /// Whether timing is on (`TONGBAO_PILOT_TIMING` set).
     pub(crate) fn on() -> bool {
@@ -127,16 +133,33 @@ pub(crate) mod timing {
         f.iter().sum::<f64>() / 100.0
     }
 
-    /// Runs `f`, adding its wall and CPU time to `step`.
+    /// The process's peak resident memory so far in MB (`VmHWM`), when timing is on.
+    fn peak_mb() -> f64 {
+        if !on() {
+            return 0.0;
+        }
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Runs `f`, adding its wall and CPU time, and the growth of the peak memory, to `step`.
     pub(crate) fn time<T>(step: &'static str, f: impl FnOnce() -> T) -> T {
         let clock = std::time::Instant::now();
-        let c0 = cpu();
+        let (c0, p0) = (cpu(), peak_mb());
         let out = f();
-        let c = cpu() - c0;
+        let (c, p) = (cpu() - c0, peak_mb() - p0);
         if let Ok(mut m) = STEPS.lock() {
             let e = m.entry(step).or_default();
             e.0 += clock.elapsed().as_secs_f64();
             e.1 += c;
+            e.2 += p;
         }
         out
     }
@@ -151,9 +174,12 @@ pub(crate) mod timing {
         if !on() {
             return;
         }
-        eprintln!("timing (wall s, CPU s for the whole process):");
-        for (step, (wall, cpu)) in steps {
-            eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s");
+        eprintln!(
+            "timing (wall s, CPU s for the whole process, growth of its peak memory; peak {:.0} MB):",
+            peak_mb()
+        );
+        for (step, (wall, cpu, grew)) in steps {
+            eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s, peak +{grew:.0} MB");
         }
     }
 

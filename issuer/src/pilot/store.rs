@@ -25,16 +25,16 @@ const WRITE_SLICE: usize = 512;
 /// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
 /// lock); a checkpoint hands the table to a background thread at idle priority that applies it
 /// to sled in sorted slices and flushes, while the run goes on. The handed-over table stays
-/// readable until the next checkpoint replaces it. Reads see the day's table, then the previous
-/// one, then sled: the newest value of every key, as one sled database would give. Sled does the
+/// readable until it is written out, then is dropped. Reads see the day's table, then the one
+/// being written, then sled: the newest value of every key, as one sled database would give. Sled does the
 /// same work for a day's writes as for the commits one by one, less the keys written again the
 /// same day (a coin paid and spent, a holder index entry added and removed), and it does it off
 /// the ledger's one writer thread, on a core the run leaves idle while that writer works.
 pub struct LedgerStore {
     db: sled::Db,
     pending: RwLock<Memtable>,
-    /// The previous checkpoint's table (being written to sled, or written).
-    previous: RwLock<Option<Arc<Memtable>>>,
+    /// The previous checkpoint's table while it is being written to sled (dropped once written).
+    previous: Arc<RwLock<Option<Arc<Memtable>>>>,
     worker: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
@@ -55,7 +55,7 @@ impl LedgerStore {
         Ok(LedgerStore {
             db,
             pending: RwLock::new(Memtable::new()),
-            previous: RwLock::new(None),
+            previous: Arc::new(RwLock::new(None)),
             worker: Mutex::new(None),
         })
     }
@@ -72,6 +72,7 @@ impl LedgerStore {
         let table = Arc::new(table);
         *self.previous.write().map_err(poisoned)? = Some(Arc::clone(&table));
         let db = self.db.clone();
+        let previous = Arc::clone(&self.previous);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<(), String> {
@@ -99,6 +100,13 @@ impl LedgerStore {
                     db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
                 db.flush().map_err(|e| e.to_string())?;
+                // Written: sled reads the same now, so the table's memory goes (a day of a
+                // city-scale pilot's changes is hundreds of MB).
+                if let Ok(mut p) = previous.write()
+                    && p.as_ref().is_some_and(|t| Arc::ptr_eq(t, &table))
+                {
+                    *p = None;
+                }
                 Ok(())
             })
             .map_err(|e| StoreError::Backend(format!("ledger writer: {e}")))?;
@@ -116,9 +124,8 @@ impl LedgerStore {
         }
     }
 
-    /// The previous checkpoint's table, if any. It stays readable until the next checkpoint:
-    /// yesterday's changes are the ones the run reads most (a store collects them at its sync),
-    /// and while it is being written the same values may or may not be in sled yet.
+    /// The previous checkpoint's table while it is being written: the same values may or may not
+    /// be in sled yet.
     fn previous(&self) -> Result<Option<Arc<Memtable>>, StoreError> {
         Ok(self.previous.read().map_err(poisoned)?.clone())
     }
