@@ -115,21 +115,10 @@ impl OutboxEntry {
     /// then the payment's canonical bytes, to the end (none once settled).
     pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
         let corrupt = |what: &str| WalletError::Corrupt(format!("outbox: bad {what}"));
-        let id: [u8; 32] = hex::decode(&self.payment_id)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("payment id"))?;
-        let request: [u8; 16] = hex::decode(&self.request_id)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("request id"))?;
+        let id: [u8; 32] = hex_array(&self.payment_id).ok_or_else(|| corrupt("payment id"))?;
+        let request: [u8; 16] = hex_array(&self.request_id).ok_or_else(|| corrupt("request id"))?;
         let reported: Option<[u8; 16]> = match &self.reported_in {
-            Some(h) => Some(
-                hex::decode(h)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| corrupt("sync id"))?,
-            ),
+            Some(h) => Some(hex_array(h).ok_or_else(|| corrupt("sync id"))?),
             None => None,
         };
         if self.payee.len() > 255 {
@@ -137,7 +126,7 @@ impl OutboxEntry {
         }
         let payment = hex::decode(&self.payment_hex).map_err(|_| corrupt("payment"))?;
         let mut v = Vec::with_capacity(150 + payment.len());
-        v.put_u8(OUTBOX_BINARY);
+        v.put_u8(RECORD_BINARY);
         v.put_raw(&id);
         v.put_var8(self.payee.as_bytes());
         v.put_u64(self.amount_fen);
@@ -161,7 +150,7 @@ impl OutboxEntry {
         }
         let corrupt = |e: crate::codec::DecodeError| WalletError::Corrupt(format!("outbox: {e}"));
         let mut r = Reader::new(v);
-        r.version("outbox record", OUTBOX_BINARY).map_err(corrupt)?;
+        r.version("outbox record", RECORD_BINARY).map_err(corrupt)?;
         let id: [u8; 32] = r.array("payment id").map_err(corrupt)?;
         let payee = std::str::from_utf8(r.var8("payee", 255).map_err(corrupt)?)
             .map_err(|_| WalletError::Corrupt("outbox: payee is not text".into()))?
@@ -222,11 +211,14 @@ impl OutboxEntry {
     }
 }
 
-/// First byte of an outbox record in its binary form; the JSON form starts with `{`.
-const OUTBOX_BINARY: u8 = 1;
-
-/// First byte of a request or settlement record in its binary form (JSON starts with `{`).
+/// First byte of an outbox, request or settlement record in its binary form (JSON starts with
+/// `{`).
 pub(crate) const RECORD_BINARY: u8 = 1;
+
+/// Hex text as exactly `N` bytes.
+fn hex_array<const N: usize>(h: &str) -> Option<[u8; N]> {
+    hex::decode(h).ok().and_then(|b| b.try_into().ok())
+}
 
 /// An option: a tag byte (0 absent, 1 present), then the value.
 pub(crate) fn put_option<const N: usize>(v: &mut Vec<u8>, x: Option<&[u8; N]>) {
@@ -288,15 +280,9 @@ impl RequestRecord {
     pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
         let corrupt = |what: &str| WalletError::Corrupt(format!("request record: bad {what}"));
         let id32 = |h: &str| -> Result<[u8; 32], WalletError> {
-            hex::decode(h)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| corrupt("payment id"))
+            hex_array(h).ok_or_else(|| corrupt("payment id"))
         };
-        let request: [u8; 16] = hex::decode(&self.request_id)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("request id"))?;
+        let request: [u8; 16] = hex_array(&self.request_id).ok_or_else(|| corrupt("request id"))?;
         if self.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
             return Err(corrupt("memo"));
         }
@@ -531,7 +517,7 @@ mod tests {
     fn outbox_record_round_trips_in_binary_and_drops_its_bytes_once_settled() {
         let (mut e, p) = entry();
         let v = e.to_stored().expect("ok");
-        assert_eq!(v[0], OUTBOX_BINARY);
+        assert_eq!(v[0], RECORD_BINARY);
         assert_eq!(OutboxEntry::from_stored(&v).expect("ok"), e);
         assert_eq!(OutboxEntry::payment_from_stored(&v).expect("ok"), p);
         // About half of the JSON form it replaces (the payment's bytes are not in hex).
@@ -576,7 +562,6 @@ mod tests {
 
     #[test]
     fn request_records_round_trip_in_binary_and_still_read_as_json() {
-        let f = Fixture::new();
         let q = PaymentRequest::sign(
             &crate::testkit::key(51),
             Fen(1_234),
@@ -608,7 +593,6 @@ mod tests {
         for cut in 0..v.len() {
             assert!(RequestRecord::from_stored(&v[..cut]).is_err(), "cut {cut}");
         }
-        let _ = f;
     }
 
     #[test]
