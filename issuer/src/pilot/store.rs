@@ -7,15 +7,97 @@
 //! synced to the device (it is a scratch copy, deleted when the run ends), and the wallets keep no
 //! local history (`h/`), which only a device's user reads and the engine never does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tongbao::store::{Batch, Pairs, Store, StoreError, range_start};
 
-/// Writes not yet in sled: the newest value of each key (`None`: deleted).
-type Memtable = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// A fast hash for keys the run makes itself (no adversary chooses them), seeded the same every
+/// run.
+type Hasher = foldhash::fast::FixedState;
+
+/// Writes not yet in sled: the newest value of each key (`None`: deleted), found by hash for a
+/// point read (most of the ledger's reads: a lookup in an ordered map of a day's million keys
+/// costs dozens of key comparisons) and in key order for a scan.
+#[derive(Default)]
+struct Memtable {
+    values: HashMap<Arc<[u8]>, Option<Vec<u8>>, Hasher>,
+    order: BTreeSet<Arc<[u8]>>,
+}
+
+impl Memtable {
+    fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.values.get(key)
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if let Some(slot) = self.values.get_mut(key.as_slice()) {
+            *slot = value;
+            return;
+        }
+        let key: Arc<[u8]> = key.into();
+        self.order.insert(Arc::clone(&key));
+        self.values.insert(key, value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Entries from `from` on, in key order.
+    fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + use<'a> {
+        self.order
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .map(|k| (&**k, self.values.get(&**k).and_then(|v| v.as_deref())))
+    }
+}
+
+/// Values read from sled lately, so the reads a settlement makes of the same coin (its check,
+/// its rules, its commit) go to sled once. A commit forgets the keys it writes; a read that a
+/// commit overtook is not kept (`generation`).
+#[derive(Default)]
+struct ReadCache {
+    generation: u64,
+    bytes: usize,
+    values: HashMap<Vec<u8>, Option<Vec<u8>>, Hasher>,
+}
+
+/// Bytes of keys and values the read cache holds before it starts again.
+const READ_CACHE_BYTES: usize = 64 << 20;
+
+impl ReadCache {
+    /// Keeps a value read from sled by a read that began at `generation`, unless a commit came
+    /// since (its values may be newer than the one read).
+    fn keep(&mut self, generation: u64, key: &[u8], value: &Option<Vec<u8>>) {
+        if self.generation != generation {
+            return;
+        }
+        if self.bytes > READ_CACHE_BYTES {
+            self.values.clear();
+            self.bytes = 0;
+        }
+        self.bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+        self.values.insert(key.to_vec(), value.clone());
+    }
+
+    /// Forgets the values of keys a commit writes, and turns away the reads begun before it.
+    fn forget<'a>(&mut self, keys: impl Iterator<Item = &'a [u8]>) {
+        for k in keys {
+            if let Some(old) = self.values.remove(k) {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(k.len() + old.as_ref().map_or(0, Vec::len));
+            }
+        }
+        self.generation += 1;
+    }
+}
 
 /// Keys applied to sled per batch when a checkpoint is written out.
 const WRITE_SLICE: usize = 512;
@@ -36,6 +118,7 @@ pub struct LedgerStore {
     /// The previous checkpoint's table while it is being written to sled (dropped once written).
     previous: Arc<RwLock<Option<Arc<Memtable>>>>,
     worker: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    cache: Mutex<ReadCache>,
 }
 
 impl LedgerStore {
@@ -54,9 +137,10 @@ impl LedgerStore {
             .map_err(backend)?;
         Ok(LedgerStore {
             db,
-            pending: RwLock::new(Memtable::new()),
+            pending: RwLock::new(Memtable::default()),
             previous: Arc::new(RwLock::new(None)),
             worker: Mutex::new(None),
+            cache: Mutex::new(ReadCache::default()),
         })
     }
 
@@ -65,12 +149,18 @@ impl LedgerStore {
     /// write failed.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.wait()?;
-        let table = std::mem::take(&mut *self.pending.write().map_err(poisoned)?);
-        if table.is_empty() {
-            return Ok(());
-        }
-        let table = Arc::new(table);
-        *self.previous.write().map_err(poisoned)? = Some(Arc::clone(&table));
+        // The day's table becomes the previous one in one step for readers (they look at the
+        // day's, then the previous one): between the two, its values would be nowhere.
+        let table = {
+            let mut previous = self.previous.write().map_err(poisoned)?;
+            let mut pending = self.pending.write().map_err(poisoned)?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let table = Arc::new(std::mem::take(&mut *pending));
+            *previous = Some(Arc::clone(&table));
+            table
+        };
         let db = self.db.clone();
         let previous = Arc::clone(&self.previous);
         let handle = std::thread::Builder::new()
@@ -88,13 +178,13 @@ impl LedgerStore {
                 );
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile.
-                let ops: Vec<_> = table.iter().collect();
-                for slice in ops.chunks(WRITE_SLICE) {
+                let mut ops = table.range(Bound::Unbounded).peekable();
+                while ops.peek().is_some() {
                     let mut b = sled::Batch::default();
-                    for (k, v) in slice {
+                    for (k, v) in ops.by_ref().take(WRITE_SLICE) {
                         match v {
-                            Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                            None => b.remove(k.as_slice()),
+                            Some(v) => b.insert(k, v),
+                            None => b.remove(k),
                         }
                     }
                     db.apply_batch(b).map_err(|e| e.to_string())?;
@@ -129,6 +219,22 @@ impl LedgerStore {
     fn previous(&self) -> Result<Option<Arc<Memtable>>, StoreError> {
         Ok(self.previous.read().map_err(poisoned)?.clone())
     }
+
+    /// Both tables as one checkpoint left them (taken in the order a checkpoint takes them, so
+    /// none happens in between): the previous one, and the day's, held for reading.
+    fn tables(
+        &self,
+    ) -> Result<
+        (
+            Option<Arc<Memtable>>,
+            std::sync::RwLockReadGuard<'_, Memtable>,
+        ),
+        StoreError,
+    > {
+        let previous = self.previous.read().map_err(poisoned)?;
+        let pending = self.pending.read().map_err(poisoned)?;
+        Ok((previous.clone(), pending))
+    }
 }
 impl Drop for LedgerStore {
     fn drop(&mut self) {
@@ -147,9 +253,14 @@ fn table_range<'a>(
     prefix: &'a [u8],
     after: Option<&[u8]>,
 ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
-    t.range((range_start(prefix, after), std::ops::Bound::Unbounded))
+    let from = range_start(prefix, after);
+    let from = match &from {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    t.range(from)
         .take_while(move |(k, _)| k.starts_with(prefix))
-        .map(|(k, v)| (k.as_slice(), v.as_deref()))
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -158,6 +269,9 @@ fn poisoned<T>(_: T) -> StoreError {
 
 impl Store for LedgerStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        // Noted first: a commit after this point (its value perhaps missed below) stops the
+        // value read from sled from being kept.
+        let generation = self.cache.lock().map_err(poisoned)?.generation;
         if let Some(v) = self.pending.read().map_err(poisoned)?.get(key) {
             return Ok(v.clone());
         }
@@ -167,21 +281,23 @@ impl Store for LedgerStore {
         {
             return Ok(v.clone());
         }
-        Ok(self.db.get(key).map_err(backend)?.map(|iv| iv.to_vec()))
+        if let Some(v) = self.cache.lock().map_err(poisoned)?.values.get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.db.get(key).map_err(backend)?.map(|iv| iv.to_vec());
+        self.cache
+            .lock()
+            .map_err(poisoned)?
+            .keep(generation, key, &v);
+        Ok(v)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-        let previous = self.previous()?;
-        let pending = self.pending.read().map_err(poisoned)?;
+        let (previous, pending) = self.tables()?;
         // The tables' entries under the prefix, the day's over the previous one.
         let mut newer: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
         for t in previous.as_deref().into_iter().chain([&*pending]) {
-            let from = std::ops::Bound::Included(prefix.to_vec());
-            newer.extend(
-                t.range((from, std::ops::Bound::Unbounded))
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, v)| (k.as_slice(), v.as_deref())),
-            );
+            newer.extend(table_range(t, prefix, None));
         }
         // Merged with sled's entries, both in key order.
         let mut out = Vec::new();
@@ -216,8 +332,7 @@ impl Store for LedgerStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StoreError> {
-        let previous = self.previous()?;
-        let pending = self.pending.read().map_err(poisoned)?;
+        let (previous, pending) = self.tables()?;
         let mut day = table_range(&pending, prefix, after).peekable();
         let mut prev = previous
             .as_deref()
@@ -270,8 +385,13 @@ impl Store for LedgerStore {
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let ops = batch.into_ops();
+        // The table first, then the cache: a read that missed the new values has noted the
+        // generation this bumps.
+        let mut cache = self.cache.lock().map_err(poisoned)?;
+        cache.forget(ops.iter().map(|(k, _)| k.as_slice()));
         let mut t = self.pending.write().map_err(poisoned)?;
-        for (k, v) in batch.into_ops() {
+        for (k, v) in ops {
             t.insert(k, v);
         }
         Ok(())
@@ -592,6 +712,95 @@ mod tests {
             ledger.scan_prefix(b"").expect("scan"),
             model.scan_prefix(b"").expect("scan")
         );
+    }
+
+    /// Readers running beside the writer never see a value go back or a key vanish: a value
+    /// read from sled while a commit overtakes it is not kept in the read cache, a commit
+    /// forgets the values it replaces, and a checkpoint hands the day's table over in one step
+    /// for reads and scans alike.
+    #[test]
+    fn ledger_store_reads_never_go_back_while_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let keys: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'c', b'/', i]).collect();
+        let put_all = |n: u64| {
+            let mut b = Batch::new();
+            for k in &keys {
+                b.put(k.clone(), n.to_be_bytes().to_vec());
+            }
+            ledger.commit(b).expect("commit");
+        };
+        put_all(0);
+        ledger.checkpoint().expect("checkpoint");
+        ledger.wait().expect("written out");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut seen = vec![0u64; keys.len()];
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        for (i, k) in keys.iter().enumerate() {
+                            let v = ledger.get(k).expect("get").expect("present");
+                            let n = u64::from_be_bytes(v.try_into().expect("eight bytes"));
+                            assert!(n >= seen[i], "key {i} went back from {} to {n}", seen[i]);
+                            seen[i] = n;
+                        }
+                        // A scan sees every key, none older than a read before it.
+                        let all = ledger.scan_prefix(b"c/").expect("scan");
+                        assert_eq!(all.len(), keys.len(), "a scan lost keys");
+                        for (i, (_, v)) in all.into_iter().enumerate() {
+                            let n = u64::from_be_bytes(v.try_into().expect("eight bytes"));
+                            assert!(
+                                n >= seen[i],
+                                "scan: key {i} went back from {} to {n}",
+                                seen[i]
+                            );
+                            seen[i] = n;
+                        }
+                    }
+                });
+            }
+            for n in 1..=300u64 {
+                put_all(n);
+                if n % 7 == 0 {
+                    ledger.checkpoint().expect("checkpoint");
+                }
+                if n % 21 == 0 {
+                    ledger.wait().expect("written out");
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        ledger.checkpoint().expect("checkpoint");
+        ledger.wait().expect("written out");
+        for k in &keys {
+            assert_eq!(
+                ledger.get(k).expect("get"),
+                Some(300u64.to_be_bytes().to_vec())
+            );
+        }
+    }
+
+    /// The read cache keeps a value only when no commit came between the read's start and its
+    /// end, forgets what a commit writes, and starts again past its size.
+    #[test]
+    fn read_cache_keeps_only_reads_no_commit_overtook() {
+        let mut c = ReadCache::default();
+        let g = c.generation;
+        c.keep(g, b"c/1", &Some(vec![1]));
+        assert_eq!(c.values.get(b"c/1".as_slice()), Some(&Some(vec![1])));
+        let g = c.generation;
+        c.forget([b"c/1".as_slice()].into_iter());
+        assert!(c.values.is_empty() && c.bytes == 0);
+        c.keep(g, b"c/1", &Some(vec![0]));
+        assert!(c.values.is_empty(), "a read a commit overtook is not kept");
+        let g = c.generation;
+        c.keep(g, b"c/2", &None);
+        assert_eq!(c.values.get(b"c/2".as_slice()), Some(&None));
+        c.bytes = READ_CACHE_BYTES + 1;
+        c.keep(g, b"c/3", &Some(vec![3; 4]));
+        assert_eq!(c.values.len(), 1);
+        assert_eq!(c.bytes, 3 + 4);
     }
 
     /// The wallet store reads exactly as one in-memory store given the same commits, whatever
