@@ -318,6 +318,16 @@ fn online_payment_is_final_and_cannot_be_double_spent() {
     // Before it is settled, the outbox can write the payment again.
     let short = tongbao::SignedBody::id(&p).to_hex();
     assert_eq!(alice.outbox_payment(&short[..12]).unwrap(), p);
+    // Refused, and nothing changes: a confirmation altered after signing, and one for a
+    // payment the wallet did not make.
+    let mut altered = conf.clone();
+    altered.amount = Fen(1);
+    assert!(alice.confirm_online(&altered, x.now).is_err());
+    assert!(matches!(
+        other.confirm_online(&conf, x.now),
+        Err(WalletError::NotFound(_))
+    ));
+    assert_eq!(alice.outbox_payment(&short[..12]).unwrap(), p);
     alice.confirm_online(&conf, x.now).unwrap();
     assert_eq!(
         x.iss.pay_online(&p, x.now + 5).unwrap(),

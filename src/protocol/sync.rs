@@ -499,12 +499,31 @@ impl Confirmation {
 
     /// Checks the issuer's signature and that it confirms `payment`.
     pub fn verify(&self, keys: &IssuerKeySet, payment: &Payment) -> Result<(), VerifyError> {
+        self.verify_for(
+            keys,
+            &payment.id(),
+            &payment.payer(),
+            &payment.payee.address(),
+            payment.amount,
+        )
+    }
+
+    /// The same check against what a payer keeps of a payment it made: its id, payer, payee
+    /// address and amount (the id covers the rest of the payment).
+    pub fn verify_for(
+        &self,
+        keys: &IssuerKeySet,
+        payment_id: &Id,
+        payer: &PublicKey,
+        payee: &str,
+        amount: Fen,
+    ) -> Result<(), VerifyError> {
         keys.root
             .verify(&self.signing_bytes(), &self.signature, "confirmation")?;
-        if self.payment_id != payment.id()
-            || self.payer != payment.payer()
-            || self.payee != payment.payee
-            || self.amount != payment.amount
+        if self.payment_id != *payment_id
+            || self.payer != *payer
+            || self.payee.address() != payee
+            || self.amount != amount
         {
             return Err(VerifyError::Mismatch(
                 "the confirmation is for another payment".into(),

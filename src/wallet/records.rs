@@ -140,7 +140,7 @@ impl OutboxEntry {
     }
 
     /// The entry and the payment's bytes (empty once settled).
-    fn parse(v: &[u8]) -> Result<(OutboxEntry, Vec<u8>), WalletError> {
+    pub(crate) fn parse(v: &[u8]) -> Result<(OutboxEntry, Vec<u8>), WalletError> {
         if v.first() == Some(&b'{') {
             let s: StoredOutbox = serde_json::from_slice(v)
                 .map_err(|e| WalletError::Corrupt(format!("outbox: {e}")))?;

@@ -458,15 +458,22 @@ impl<S: Store> Wallet<S> {
             .store()
             .get(&key)?
             .ok_or_else(|| WalletError::NotFound(format!("payment {}", conf.payment_id.short())))?;
-        let mut e = OutboxEntry::from_stored(&v)?;
+        // The record's summary is enough to match (it is kept under the payment's id): the
+        // payment's bytes are neither decoded nor kept.
+        let (mut e, _) = OutboxEntry::parse(&v)?;
         if e.settled_at.is_some() {
             return Err(WalletError::Replay(format!(
                 "payment {} is already settled",
                 conf.payment_id.short()
             )));
         }
-        let payment = OutboxEntry::payment_from_stored(&v)?;
-        conf.verify(&self.keyset()?, &payment)?;
+        conf.verify_for(
+            &*self.keyset_shared()?,
+            &conf.payment_id,
+            &self.public(),
+            &e.payee,
+            Fen(e.amount_fen),
+        )?;
         e.settle(conf.settled_at);
         let mut b = Batch::new();
         b.put(key, e.to_stored()?);
