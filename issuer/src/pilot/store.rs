@@ -69,7 +69,7 @@ struct ReadCache {
 }
 
 /// Bytes of keys and values the read cache holds before it starts again.
-const READ_CACHE_BYTES: usize = 64 << 20;
+const READ_CACHE_BYTES: usize = 16 << 20;
 
 impl ReadCache {
     /// Keeps a value read from sled by a read that began at `generation`, unless a commit came
