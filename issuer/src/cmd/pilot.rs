@@ -37,6 +37,11 @@ enum Action {
         /// Print the report as JSON instead of Markdown.
         #[arg(long)]
         json: bool,
+        /// Payments made and delivered at a time within a day: lower holds less in memory. The
+        /// report is the same for any value.
+        #[arg(long, value_name = "N", default_value_t = pilot::WINDOW as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        window: u32,
     },
 }
 
@@ -47,6 +52,7 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         seed,
         quiet,
         json,
+        window,
     } = a.action;
     let sc = pilot::load(&scenario)?;
     if let Some(dir) = &out {
@@ -68,7 +74,11 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let report = pilot::run(
         &sc,
         &ledger.path().join("ledger"),
-        Options { seed, progress },
+        Options {
+            seed,
+            progress,
+            window: window as usize,
+        },
     )?;
     let secs = started.elapsed().as_secs_f64();
     if !report.holds() {

@@ -108,8 +108,41 @@ pub(crate) enum Dest {
 /// A person's payments of the day: (person, intents with amounts, intents consumed, stopped).
 type Planned = (u32, Vec<(Intent, Fen)>, u32, bool);
 
-/// A store's requests of the day: (store, [(payment record, amount, time)]).
-type ShopRequests = (u32, Vec<(u32, Fen, u64)>);
+/// A store's requests of the day: (store, [(payment record, amount, time, window)]).
+type ShopRequests = (u32, Vec<(u32, Fen, u64, u32)>);
+
+/// A payment to make today.
+struct Job {
+    person: u32,
+    intent: Intent,
+    amount: Fen,
+    time: u64,
+    rec: u32,
+    /// The cheat's second spend.
+    twin_rec: Option<u32>,
+    /// The window of the day it is made in.
+    window: u32,
+}
+
+/// A payment request a store makes today: `k` is its place in the store's list of the day.
+struct RequestItem {
+    shop: u32,
+    k: usize,
+    rec: u32,
+    amount: Fen,
+    time: u64,
+    window: u32,
+}
+
+/// The day's payments, planned (`World::plan_day`), made window by window.
+struct DayPlan {
+    jobs: Vec<Job>,
+    items: Vec<RequestItem>,
+    /// Each payer's jobs in time order, and (beside it) the payer's generator for the day.
+    people: Vec<(u32, Vec<usize>)>,
+    rngs: Vec<StdRng>,
+    windows: u32,
+}
 
 /// Per-person progress through the plan.
 #[derive(Debug, Clone, Copy, Default)]
@@ -186,6 +219,8 @@ pub(crate) struct World {
     pub attempts: u64,
     pub shop_index: HashMap<PublicKey, u32>,
     pub pool_index: HashMap<PublicKey, u32>,
+    /// Payments made and delivered at a time (`Options::window`).
+    pub window: usize,
 }
 
 /// Start of day `d`.
@@ -207,6 +242,7 @@ impl World {
         sc: Checked,
         seed: u64,
         ledger_dir: &std::path::Path,
+        window: usize,
     ) -> anyhow::Result<World> {
         let t = sc.start;
         // Every wallet's key, certificate and note are checked again and again (by payees and
@@ -270,6 +306,7 @@ impl World {
             attempts: 0,
             shop_index,
             pool_index,
+            window,
             sc,
         })
     }
@@ -305,8 +342,20 @@ impl World {
         row.claims = super::timing::time("day: claims", || self.claims(d, t0 + 7 * 3600))?;
         let before = self.pays.len();
         let attempts_before = self.attempts;
-        let payments = super::timing::time("day: pay", || self.pay(d, t0))?;
-        super::timing::time("day: deliver", || self.deliver(payments))?;
+        // The day in windows of time (`Options::window` payments each): each window's payments
+        // are made and its online ones settled before the next is made, so only a window's
+        // payments are held at once. The offline ones wait for the end of the day (their payees
+        // receive the day's in one order however it is cut); none of this changes the run.
+        let mut plan = super::timing::time("day: pay", || self.plan_day(d, t0));
+        let mut offline = Vec::new();
+        for win in 0..plan.windows.max(1) {
+            let payments = super::timing::time("day: pay", || self.pay_window(&mut plan, win))?;
+            let last = win + 1 >= plan.windows;
+            super::timing::time("day: deliver", || {
+                self.deliver(payments, &mut offline, last)
+            })?;
+        }
+        drop(plan);
         for p in &self.pays[before..] {
             let c = p.channel as usize;
             if p.status != Status::Refused {
@@ -423,10 +472,9 @@ impl World {
         Ok(who.len() as u64)
     }
 
-    /// The day's purchases and transfers: amounts, requests, payments. Returns the payments made,
-    /// each with its record index.
-    fn pay(&mut self, d: u32, t0: u64) -> anyhow::Result<Vec<(u32, Payment)>> {
-        // Amounts, from each wallet's money and limits (restricted money first).
+    /// The day's purchases and transfers, planned: amounts (from each wallet's money and limits,
+    /// restricted money first), one record per payment, and the window each is made in.
+    fn plan_day(&mut self, d: u32, t0: u64) -> DayPlan {
         let active: Vec<u32> = (0..self.plans.len() as u32)
             .filter(|&i| {
                 let s = &self.state[i as usize];
@@ -456,15 +504,6 @@ impl World {
                 (i, out, n, done)
             })
             .collect();
-        // Requests, made by each payee store for its payments (and the cheat's second store).
-        struct Job {
-            person: u32,
-            intent: Intent,
-            amount: Fen,
-            time: u64,
-            rec: u32,
-            twin_rec: Option<u32>,
-        }
         let mut jobs: Vec<Job> = Vec::new();
         for (i, list, n, done) in planned {
             let st = &mut self.state[i as usize];
@@ -497,63 +536,128 @@ impl World {
                     time,
                     rec,
                     twin_rec,
+                    window: 0,
                 });
             }
         }
-        let mut by_shop: HashMap<u32, Vec<(u32, Fen, u64)>> = HashMap::new();
+        // Windows: the jobs in (time, record) order, cut every `self.window` payments. Online
+        // payments reach the ledger in that order, so it is the same however the day is cut.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&k| (jobs[k].time, jobs[k].rec));
+        let per = self.window.max(1);
+        for (n, &k) in order.iter().enumerate() {
+            jobs[k].window = (n / per) as u32;
+        }
+        let windows = jobs.len().div_ceil(per) as u32;
+        // Requests, made by each payee store for its payments (and the cheat's second store):
+        // each from its own stream, numbered in its store's list of the day.
+        let mut by_shop: HashMap<u32, Vec<(u32, Fen, u64, u32)>> = HashMap::new();
         for j in &jobs {
             if let Payee::Shop(s) = j.intent.payee {
                 by_shop
                     .entry(s)
                     .or_default()
-                    .push((j.rec, j.amount, j.time));
+                    .push((j.rec, j.amount, j.time, j.window));
             }
             if let (Some(s), Some(r)) = (j.intent.twin, j.twin_rec) {
                 by_shop
                     .entry(s)
                     .or_default()
-                    .push((r, j.amount, j.time + 600));
+                    .push((r, j.amount, j.time + 600, j.window));
             }
         }
         let mut by_shop: Vec<ShopRequests> = by_shop.into_iter().collect();
         by_shop.sort_by_key(|(s, _)| *s);
-        let (shops, seed) = (&self.shops, self.seed);
-        // Every request on its own (each from its own stream), so one busy shop (the online
-        // shop takes about half the payments) does not keep one core alone at work.
-        let items: Vec<(u32, usize, u32, Fen, u64)> = by_shop
+        let items: Vec<RequestItem> = by_shop
             .iter()
             .flat_map(|(s, list)| {
                 list.iter()
                     .enumerate()
-                    .map(move |(k, &(rec, amount, time))| (*s, k, rec, amount, time))
+                    .map(move |(k, &(rec, amount, time, window))| RequestItem {
+                        shop: *s,
+                        k,
+                        rec,
+                        amount,
+                        time,
+                        window,
+                    })
             })
             .collect();
+        // Each person's payments in time order, with the person's generator for the day (one
+        // stream however the day is cut).
+        let mut people: Vec<(u32, Vec<usize>)> = Vec::new();
+        for (k, j) in jobs.iter().enumerate() {
+            match people.last_mut() {
+                Some((p, v)) if *p == j.person => v.push(k),
+                _ => people.push((j.person, vec![k])),
+            }
+        }
+        let seed = self.seed;
+        let rngs: Vec<StdRng> = people
+            .par_iter()
+            .map(|(p, _)| rng_for(seed, stream::PAY, u64::from(*p), u64::from(d)))
+            .collect();
+        DayPlan {
+            jobs,
+            items,
+            people,
+            rngs,
+            windows,
+        }
+    }
+
+    /// The payments of one window of the day: requests, then payments (people on every core,
+    /// cheaters one by one). Returns the payments made, each with its record index, in record
+    /// order.
+    fn pay_window(&mut self, day: &mut DayPlan, win: u32) -> anyhow::Result<Vec<(u32, Payment)>> {
+        let DayPlan {
+            jobs,
+            items,
+            people,
+            rngs,
+            ..
+        } = day;
+        let jobs = &*jobs;
+        let (shops, seed) = (&self.shops, self.seed);
+        // Every request on its own (each from its own stream), so one busy shop (the online
+        // shop takes about half the payments) does not keep one core alone at work.
         let requests: HashMap<u32, tongbao::protocol::request::PaymentRequest> =
             super::timing::time("pay: requests", || {
                 items
                     .par_iter()
-                    .map(|&(s, k, rec, amount, time)| {
-                        let w = &shops[s as usize];
+                    .filter(|it| it.window == win)
+                    .map(|it| {
+                        let w = &shops[it.shop as usize];
                         let mut rng = rng_for(
                             seed,
                             stream::REQUEST,
-                            u64::from(s),
-                            u64::from(rec) << 8 | k as u64 & 0xff,
+                            u64::from(it.shop),
+                            u64::from(it.rec) << 8 | it.k as u64 & 0xff,
                         );
-                        let r =
-                            w.create_request(amount, String::new(), 1800, time - 30, &mut rng)?;
-                        Ok((rec, r))
+                        let r = w.create_request(
+                            it.amount,
+                            String::new(),
+                            1800,
+                            it.time - 30,
+                            &mut rng,
+                        )?;
+                        Ok((it.rec, r))
                     })
                     .collect::<anyhow::Result<HashMap<_, _>>>()
             })?;
-        // Payments: each person's in time order; people on both cores.
-        let mut by_person: Vec<(u32, Vec<usize>)> = Vec::new();
-        for (k, j) in jobs.iter().enumerate() {
-            match by_person.last_mut() {
-                Some((p, v)) if *p == j.person => v.push(k),
-                _ => by_person.push((j.person, vec![k])),
-            }
-        }
+        // The window's payers, each with its payments in it (a contiguous run of its day's).
+        let mut payers: Vec<(u32, Vec<usize>, &mut StdRng)> = people
+            .iter()
+            .zip(rngs.iter_mut())
+            .filter_map(|((p, ks), rng)| {
+                let ks: Vec<usize> = ks
+                    .iter()
+                    .copied()
+                    .filter(|&k| jobs[k].window == win)
+                    .collect();
+                (!ks.is_empty()).then_some((*p, ks, rng))
+            })
+            .collect();
         let target = |j: &Job, rec: u32, pool: &[W]| -> Option<PayTarget> {
             match j.intent.payee {
                 Payee::Shop(_) => requests.get(&rec).map(|r| PayTarget::Request {
@@ -566,68 +670,61 @@ impl World {
                 }),
             }
         };
-        let persons = &self.persons;
-        let pool = &self.pool;
+        let (persons, pool, plans) = (&self.persons, &self.pool, &self.plans);
         // A slice of people at a time: the requests they pay are checked first as batches
         // (`prewarm`), then each person's wallet pays on its own.
-        let mut results: Vec<Vec<(u32, Result<Payment, String>)>> = Vec::new();
-        for slice in by_person.chunks(PAY_SLICE) {
+        let mut made: Vec<(u32, Result<Payment, String>)> = Vec::new();
+        for slice in payers.chunks_mut(PAY_SLICE) {
             super::timing::time("pay: prewarm requests", || {
                 super::prewarm::requests(
                     slice
                         .iter()
-                        .flat_map(|(_, ks)| ks.iter())
+                        .flat_map(|(_, ks, _)| ks.iter())
                         .filter_map(|&k| requests.get(&jobs[k].rec)),
                 );
             });
-            results.extend(super::timing::time("pay: sign", || {
+            made.extend(super::timing::time("pay: sign", || {
                 slice
-                    .par_iter()
-                    .filter(|(p, _)| !self.plans[*p as usize].cheater)
-                    .map(|(p, ks)| {
-                        let Some(w) = persons[*p as usize].as_ref() else {
-                            return Vec::new();
-                        };
-                        let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
+                    .par_iter_mut()
+                    .filter(|(p, _, _)| !plans[*p as usize].cheater)
+                    .flat_map_iter(|(p, ks, rng)| {
+                        let w = persons[*p as usize].as_ref();
                         ks.iter()
-                            .map(|&k| {
+                            .filter_map(|&k| {
+                                let w = w?;
                                 let j = &jobs[k];
                                 let r = match target(j, j.rec, pool) {
-                                    Some(t) => {
-                                        w.pay(t, j.time, &mut rng).map_err(|e| e.to_string())
-                                    }
+                                    Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
                                     None => Err("no request".into()),
                                 };
-                                (j.rec, r)
+                                Some((j.rec, r))
                             })
-                            .collect()
+                            .collect::<Vec<_>>()
                     })
                     .collect::<Vec<_>>()
             }));
         }
-        let mut made: Vec<(u32, Result<Payment, String>)> = results.into_iter().flatten().collect();
         // Cheaters, one by one: pay, roll the wallet back to before, pay the same money again.
-        for (p, ks) in &by_person {
+        for (p, ks, rng) in &mut payers {
             if !self.plans[*p as usize].cheater {
                 continue;
             }
-            let mut rng = rng_for(seed, stream::PAY, u64::from(*p), u64::from(d));
-            for &k in ks {
+            for &k in ks.iter() {
                 let j = &jobs[k];
                 let Some(w) = self.persons[*p as usize].as_ref() else {
                     continue;
                 };
                 let Some(twin_rec) = j.twin_rec else {
-                    let r = match target(j, j.rec, pool) {
-                        Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
+                    let r = match target(j, j.rec, &self.pool) {
+                        Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
                         None => Err("no request".into()),
                     };
                     made.push((j.rec, r));
                     continue;
                 };
                 let backup = w.store().snapshot();
-                let first = match target(j, j.rec, pool) {
-                    Some(t) => w.pay(t, j.time, &mut rng).map_err(|e| e.to_string()),
+                let first = match target(j, j.rec, &self.pool) {
+                    Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
                     None => Err("no request".into()),
                 };
                 let rolled = Wallet::open(backup)?;
@@ -639,7 +736,7 @@ impl World {
                                 amount: None,
                             },
                             j.time + 600,
-                            &mut rng,
+                            rng,
                         )
                         .map_err(|e| e.to_string()),
                     None => Err("no request".into()),
@@ -735,12 +832,26 @@ impl World {
         (self.pays.len() - 1) as u32
     }
 
-    /// Online payments settled at the issuer (in time order, one thread) while payees check the
-    /// offline ones (on the other core).
-    fn deliver(&mut self, payments: Vec<(u32, Payment)>) -> anyhow::Result<()> {
+    /// A window's online payments settled at the issuer (in time order, one thread); on the
+    /// last window of the day, payees check the day's offline ones meanwhile (on the other core).
+    fn deliver(
+        &mut self,
+        payments: Vec<(u32, Payment)>,
+        day_offline: &mut Vec<(u32, Payment)>,
+        last: bool,
+    ) -> anyhow::Result<()> {
         let (online, offline): (Vec<_>, Vec<_>) = payments
             .into_iter()
             .partition(|(rec, _)| self.pays[*rec as usize].channel == Channel::Online);
+        day_offline.extend(offline);
+        // The day's offline payments, in record order, with the last window's online ones.
+        let offline = if last {
+            let mut all = std::mem::take(day_offline);
+            all.sort_by_key(|(rec, _)| *rec);
+            all
+        } else {
+            Vec::new()
+        };
         let mut online = online;
         online.sort_by_key(|(rec, _)| (self.pays[*rec as usize].time, *rec));
         let mut by_payee: HashMap<Who, Vec<(u32, Payment)>> = HashMap::new();

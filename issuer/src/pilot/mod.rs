@@ -40,7 +40,14 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Progress shown while running (hidden when quiet or not on a terminal).
     pub progress: ProgressBar,
+    /// Payments made and delivered at a time within a day ([`WINDOW`] by default): the run holds
+    /// one window's payments at once. It changes memory and speed, never the report.
+    pub window: usize,
 }
+
+/// The default [`Options::window`]: a day of a million-wallet pilot (about 210,000 payments) in
+/// seven windows; Suzhou's and Luohu's days in one.
+pub const WINDOW: usize = 32_768;
 
 /// Runs a pilot with its ledger in `ledger_dir` (a fresh directory) and returns the report.
 /// Fails if any closing check fails: the ledger audit, or the money not adding up.
@@ -49,7 +56,7 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let days = sc.spec.window.days;
     opts.progress.set_length(u64::from(days) + 2);
     opts.progress.set_message("wallets for the stores");
-    let mut w = engine::World::new(sc.clone(), seed, ledger_dir)?;
+    let mut w = engine::World::new(sc.clone(), seed, ledger_dir, opts.window)?;
     opts.progress.inc(1);
     for d in 0..days {
         opts.progress
@@ -77,6 +84,7 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let report = timing::time("close: report", || report::build(&w, seed, closing, audit));
     timing::time("close: teardown", || w.teardown());
     timing::print();
+    timing::print_reads();
     report
 }
 
@@ -180,6 +188,40 @@ pub(crate) mod timing {
         );
         for (step, (wall, cpu, grew)) in steps {
             eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s, peak +{grew:.0} MB");
+        }
+    }
+
+    /// Ledger reads that reached sled, by key prefix: (reads, found, seconds).
+    static READS: Mutex<BTreeMap<Vec<u8>, (u64, u64, f64)>> = Mutex::new(BTreeMap::new());
+
+    /// Counts a ledger read of `key` that reached sled (found or not) and took `secs`.
+    pub(crate) fn sled_read(key: &[u8], found: bool, secs: f64) {
+        let prefix = key
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(key, |i| &key[..=i]);
+        if let Ok(mut m) = READS.lock() {
+            let e = m.entry(prefix.to_vec()).or_default();
+            e.0 += 1;
+            e.1 += u64::from(found);
+            e.2 += secs;
+        }
+    }
+
+    /// Prints the ledger's reads that reached sled, by key prefix.
+    pub(crate) fn print_reads() {
+        let reads = READS
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        if !on() {
+            return;
+        }
+        for (prefix, (n, found, secs)) in reads {
+            eprintln!(
+                "  ledger reads from sled {}: {n} ({found} found), {secs:.2} s",
+                String::from_utf8_lossy(&prefix)
+            );
         }
     }
 

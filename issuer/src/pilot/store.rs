@@ -119,7 +119,17 @@ pub struct LedgerStore {
     previous: Arc<RwLock<Option<Arc<Memtable>>>>,
     worker: Mutex<Option<JoinHandle<Result<(), String>>>>,
     cache: Mutex<ReadCache>,
+    /// One Bloom filter per table written to sled, of the keys it gave a value: a key none of
+    /// them may hold is not in sled, and its read does not go there.
+    written: Arc<RwLock<Vec<Arc<Filter>>>>,
 }
+
+/// Keys written to sled by one checkpoint (no false negatives; false positives 1 in 1,000).
+type Filter = fastbloom::BloomFilter<Hasher>;
+
+/// False positive rate of each checkpoint's filter: a read of a key sled does not hold goes there
+/// anyway this often per checkpoint written (about 14 bits of filter per key).
+const FILTER_FALSE_POSITIVES: f64 = 0.001;
 
 impl LedgerStore {
     /// Creates the database in `dir`, as a scratch database: sled deletes it when it is dropped,
@@ -141,6 +151,7 @@ impl LedgerStore {
             previous: Arc::new(RwLock::new(None)),
             worker: Mutex::new(None),
             cache: Mutex::new(ReadCache::default()),
+            written: Arc::new(RwLock::new(Vec::new())),
         })
     }
 
@@ -163,6 +174,7 @@ impl LedgerStore {
         };
         let db = self.db.clone();
         let previous = Arc::clone(&self.previous);
+        let written = Arc::clone(&self.written);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || -> Result<(), String> {
@@ -176,6 +188,21 @@ impl LedgerStore {
                         thread_priority::NormalThreadSchedulePolicy::Idle,
                     ),
                 );
+                // The filter of the keys this table gives a value, published before any of them
+                // reaches sled (and so before the table stops being readable). A deleted key needs
+                // none: sled either never held it, or holds it from an earlier table's filter.
+                let mut filter = fastbloom::BloomFilter::with_false_pos(FILTER_FALSE_POSITIVES)
+                    .hasher(Hasher::default())
+                    .expected_items(table.values.len().max(1));
+                for (k, v) in &table.values {
+                    if v.is_some() {
+                        filter.insert(&**k);
+                    }
+                }
+                written
+                    .write()
+                    .map_err(|_| "poisoned".to_string())?
+                    .push(Arc::new(filter));
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile.
                 let mut ops = table.range(Bound::Unbounded).peekable();
@@ -281,10 +308,25 @@ impl Store for LedgerStore {
         {
             return Ok(v.clone());
         }
+        // Not in any table written out: not in sled (most reads of a coin made offline since,
+        // or of a payment not settled yet).
+        if !self
+            .written
+            .read()
+            .map_err(poisoned)?
+            .iter()
+            .any(|f| f.contains(key))
+        {
+            return Ok(None);
+        }
         if let Some(v) = self.cache.lock().map_err(poisoned)?.values.get(key) {
             return Ok(v.clone());
         }
+        let clock = super::timing::on().then(std::time::Instant::now);
         let v = self.db.get(key).map_err(backend)?.map(|iv| iv.to_vec());
+        if let Some(c) = clock {
+            super::timing::sled_read(key, v.is_some(), c.elapsed().as_secs_f64());
+        }
         self.cache
             .lock()
             .map_err(poisoned)?
