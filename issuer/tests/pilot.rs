@@ -270,6 +270,17 @@ fn the_command_refuses_a_bad_scenario_in_one_line_and_exit_code_1() {
         "{err}"
     );
     assert!(!dir.path().join("out").join("report.md").exists());
+    // A window of no payments, or not a number: a usage error (exit 2) naming the flag.
+    for bad_window in ["0", "-3", "many", "99999999999"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_issuer"))
+            .args(["pilot", "run", "scenarios/suzhou-2020.toml"])
+            .arg(format!("--window={bad_window}"))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "--window {bad_window}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--window"), "{err}");
+    }
 }
 
 #[test]
