@@ -84,7 +84,6 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     let report = timing::time("close: report", || report::build(&w, seed, closing, audit));
     timing::time("close: teardown", || w.teardown());
     timing::print();
-    timing::print_reads();
     report
 }
 
@@ -172,13 +171,15 @@ pub(crate) mod timing {
         out
     }
 
-    /// Prints the steps so far (wall and CPU seconds, in name order) to stderr when timing is on,
-    /// and clears them.
+    /// Prints the steps so far (wall and CPU seconds, in name order) and the ledger's reads that
+    /// reached sled (by key prefix) to stderr when timing is on, and clears them.
     pub(crate) fn print() {
-        let steps = STEPS
-            .lock()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default();
+        fn take<K: Ord, V>(m: &Mutex<BTreeMap<K, V>>) -> BTreeMap<K, V> {
+            m.lock()
+                .map(|mut m| std::mem::take(&mut *m))
+                .unwrap_or_default()
+        }
+        let (steps, reads) = (take(&STEPS), take(&READS));
         if !on() {
             return;
         }
@@ -188,6 +189,12 @@ pub(crate) mod timing {
         );
         for (step, (wall, cpu, grew)) in steps {
             eprintln!("  {step}: {wall:.2} s, {cpu:.2} CPU s, peak +{grew:.0} MB");
+        }
+        for (prefix, (n, found, secs)) in reads {
+            eprintln!(
+                "  ledger reads from sled {}: {n} ({found} found), {secs:.2} s",
+                String::from_utf8_lossy(&prefix)
+            );
         }
     }
 
@@ -205,23 +212,6 @@ pub(crate) mod timing {
             e.0 += 1;
             e.1 += u64::from(found);
             e.2 += secs;
-        }
-    }
-
-    /// Prints the ledger's reads that reached sled, by key prefix.
-    pub(crate) fn print_reads() {
-        let reads = READS
-            .lock()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default();
-        if !on() {
-            return;
-        }
-        for (prefix, (n, found, secs)) in reads {
-            eprintln!(
-                "  ledger reads from sled {}: {n} ({found} found), {secs:.2} s",
-                String::from_utf8_lossy(&prefix)
-            );
         }
     }
 
