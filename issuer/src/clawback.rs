@@ -4,8 +4,11 @@
 //! The ledger indexes every live coin that is red-envelope money held by its winner (`er/`, written
 //! when such a note is issued, when settlement makes change back to the winner, and when a sync
 //! refreshes it into a fresh restricted note). Clawing back turns each such coin whose earmark has
-//! expired from live to redeemed, in one atomic batch, and adds its value to the redeemed total (so
-//! issued = redeemed + outstanding still holds) and to the clawback total.
+//! expired from live to redeemed and adds its value to the redeemed total (so issued = redeemed +
+//! outstanding still holds) and to the clawback total. It goes through the index in pages of
+//! [`CLAWBACK_PAGE`] entries, each page one atomic batch with its totals: a city's clawback is
+//! millions of coins, and one batch of them all held gigabytes at once. Between pages the ledger
+//! is whole (the audit holds), and a call cut short is finished by the next one.
 
 use serde::Serialize;
 use tongbao::codec::{Decode, Encode};
@@ -14,6 +17,9 @@ use tongbao::store::{Batch, Store};
 use tongbao::{Fen, Id};
 
 use crate::ledger::{Issuer, IssuerError, holder_key, keys};
+
+/// Earmark index entries clawed back per atomic batch.
+pub const CLAWBACK_PAGE: usize = 4096;
 
 /// What one clawback took back.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -26,57 +32,81 @@ pub struct Clawback {
 
 impl<S: Store> Issuer<S> {
     /// Claws back every live red-envelope coin held by its winner whose earmark expired before
-    /// `now`. Idempotent: a second call finds nothing more until other earmarks expire.
+    /// `now`, a page at a time (each page one atomic, durable commit). Idempotent: a second call
+    /// finds nothing more until other earmarks expire, and finishes a call that failed part way.
     pub fn claw_back(&self, now: u64) -> Result<Clawback, IssuerError> {
         let _guard = self.lock();
-        let mut b = Batch::new();
         let mut out = Clawback::default();
-        for (k, v) in self.store.scan_prefix(keys::EARMARKED)? {
-            let (Some(id), Ok(exp)) = (
-                k.get(keys::EARMARKED.len()..)
-                    .and_then(|r| <[u8; 32]>::try_from(r).ok())
-                    .map(Id),
-                <[u8; 8]>::try_from(v.as_slice()),
-            ) else {
-                return Err(IssuerError::Corrupt("earmark index".into()));
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .store
+                .scan_range(keys::EARMARKED, after.as_deref(), CLAWBACK_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                break;
             };
-            if now <= u64::from_be_bytes(exp) {
-                continue;
+            after = Some(last.clone());
+            let full = page.len() == CLAWBACK_PAGE;
+            let mut b = Batch::new();
+            let mut taken = Clawback::default();
+            for (k, v) in page {
+                let (Some(id), Ok(exp)) = (
+                    k.get(keys::EARMARKED.len()..)
+                        .and_then(|r| <[u8; 32]>::try_from(r).ok())
+                        .map(Id),
+                    <[u8; 8]>::try_from(v.as_slice()),
+                ) else {
+                    return Err(IssuerError::Corrupt("earmark index".into()));
+                };
+                if now <= u64::from_be_bytes(exp) {
+                    continue;
+                }
+                let state = match self.store.get(&keys::with(keys::COIN, &id.0))? {
+                    Some(s) => Some(
+                        CoinState::decode(&s)
+                            .map_err(|e| IssuerError::Corrupt(format!("coin state: {e}")))?,
+                    ),
+                    None => None,
+                };
+                if let Some(CoinState::Live { value, holder }) = state {
+                    b.put(
+                        keys::with(keys::COIN, &id.0),
+                        CoinState::Redeemed {
+                            value,
+                            holder,
+                            collected: None,
+                        }
+                        .to_bytes(),
+                    );
+                    b.delete(holder_key(&holder, &id));
+                    taken.coins += 1;
+                    taken.value_fen = taken
+                        .value_fen
+                        .checked_add(value.0)
+                        .ok_or_else(|| IssuerError::Corrupt("clawback overflows".into()))?;
+                }
+                b.delete(k);
             }
-            let state = match self.store.get(&keys::with(keys::COIN, &id.0))? {
-                Some(s) => Some(
-                    CoinState::decode(&s)
-                        .map_err(|e| IssuerError::Corrupt(format!("coin state: {e}")))?,
-                ),
-                None => None,
-            };
-            if let Some(CoinState::Live { value, holder }) = state {
-                b.put(
-                    keys::with(keys::COIN, &id.0),
-                    CoinState::Redeemed {
-                        value,
-                        holder,
-                        collected: None,
-                    }
-                    .to_bytes(),
-                );
-                b.delete(holder_key(&holder, &id));
-                out.coins += 1;
-                out.value_fen = out
-                    .value_fen
-                    .checked_add(value.0)
-                    .ok_or_else(|| IssuerError::Corrupt("clawback overflows".into()))?;
+            if taken.value_fen > 0 {
+                for key in [keys::REDEEMED_TOTAL, keys::CLAWBACK_TOTAL] {
+                    let total = self
+                        .load_u64(key)?
+                        .checked_add(taken.value_fen)
+                        .ok_or_else(|| IssuerError::Corrupt("clawback overflows".into()))?;
+                    b.put(key, total.to_be_bytes().to_vec());
+                }
             }
-            b.delete(k);
-        }
-        if out.value_fen > 0 {
-            for key in [keys::REDEEMED_TOTAL, keys::CLAWBACK_TOTAL] {
-                let total = self.load_u64(key)? + out.value_fen;
-                b.put(key, total.to_be_bytes().to_vec());
+            if !b.is_empty() {
+                self.store.commit(b)?;
             }
-        }
-        if !b.is_empty() {
-            self.store.commit(b)?;
+            out.coins += taken.coins;
+            out.value_fen = out
+                .value_fen
+                .checked_add(taken.value_fen)
+                .ok_or_else(|| IssuerError::Corrupt("clawback overflows".into()))?;
+            if !full {
+                break;
+            }
         }
         Ok(out)
     }
@@ -84,5 +114,77 @@ impl<S: Store> Issuer<S> {
     /// Everything clawed back so far.
     pub fn clawed_back_total(&self) -> Result<Fen, IssuerError> {
         self.load_u64(keys::CLAWBACK_TOTAL).map(Fen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use tongbao::protocol::certificate::{WalletClass, WalletKind};
+    use tongbao::protocol::note::Earmark;
+    use tongbao::store::MemStore;
+    use tongbao::wallet::Wallet;
+    use tongbao::{Fen, Nonce};
+
+    use super::CLAWBACK_PAGE;
+    use crate::ledger::Issuer;
+
+    /// 2026-11-21T09:30:00Z.
+    const T0: u64 = 1_795_253_400;
+
+    /// More earmarked coins than a page, some expiring later: the clawback takes every expired
+    /// one across the pages, leaves the others, keeps the ledger whole, and is idempotent.
+    #[test]
+    fn clawback_goes_through_the_index_in_pages() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let iss = Issuer::init(MemStore::new(), T0, &mut rng).expect("init");
+        let keyset = iss.keyset().expect("keyset");
+        let (w, reg) = Wallet::create(
+            MemStore::new(),
+            WalletKind::Personal,
+            None,
+            keyset,
+            T0,
+            &mut rng,
+        )
+        .expect("create");
+        iss.certify(&reg, WalletClass::I, 90 * 86_400, T0)
+            .expect("certify");
+        let (soon, later) = (T0 + 86_400, T0 + 10 * 86_400);
+        let n = CLAWBACK_PAGE * 2 + 7;
+        let items: Vec<_> = (0..n)
+            .map(|i| {
+                let expires_at = if i % 3 == 0 { later } else { soon };
+                (
+                    w.public(),
+                    Fen(100 + i as u64),
+                    Earmark::MerchantsOnly { expires_at },
+                    Nonce::random(&mut rng),
+                )
+            })
+            .collect();
+        for b in iss.issue_batch(&items, T0 + 60) {
+            b.expect("issued");
+        }
+        let expired: Vec<u64> = (0..n)
+            .filter(|i| i % 3 != 0)
+            .map(|i| 100 + i as u64)
+            .collect();
+        let c = iss.claw_back(soon + 1).expect("clawback");
+        assert_eq!(c.coins, expired.len() as u64);
+        assert_eq!(c.value_fen, expired.iter().sum::<u64>());
+        assert_eq!(iss.clawed_back_total().expect("total"), Fen(c.value_fen));
+        let audit = iss.audit().expect("audit");
+        assert!(audit.ok, "{:?}", audit.problems);
+        assert_eq!(
+            iss.claw_back(soon + 2).expect("again"),
+            super::Clawback::default(),
+            "idempotent"
+        );
+        // The rest when they expire.
+        let rest = iss.claw_back(later + 1).expect("the rest");
+        assert_eq!(rest.coins as usize, n - expired.len());
+        assert!(iss.audit().expect("audit").ok);
     }
 }
