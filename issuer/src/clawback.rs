@@ -11,12 +11,12 @@
 //! is whole (the audit holds), and a call cut short is finished by the next one.
 
 use serde::Serialize;
-use tongbao::codec::{Decode, Encode};
+use tongbao::codec::Decode;
 use tongbao::settlement::CoinState;
 use tongbao::store::{Batch, Store};
 use tongbao::{Fen, Id};
 
-use crate::ledger::{Issuer, IssuerError, holder_key, keys};
+use crate::ledger::{Issuer, IssuerError, keys, redeem_live};
 
 /// Earmark index entries clawed back per atomic batch.
 pub const CLAWBACK_PAGE: usize = 4096;
@@ -69,16 +69,7 @@ impl<S: Store> Issuer<S> {
                     None => None,
                 };
                 if let Some(CoinState::Live { value, holder }) = state {
-                    b.put(
-                        keys::with(keys::COIN, &id.0),
-                        CoinState::Redeemed {
-                            value,
-                            holder,
-                            collected: None,
-                        }
-                        .to_bytes(),
-                    );
-                    b.delete(holder_key(&holder, &id));
+                    redeem_live(&mut b, &id, value, holder);
                     taken.coins += 1;
                     taken.value_fen = taken
                         .value_fen

@@ -819,6 +819,21 @@ pub(crate) fn holder_key(holder: &PublicKey, coin: &tongbao::Id) -> Vec<u8> {
     holder_key_raw(holder.as_bytes(), coin)
 }
 
+/// Puts into `b` the redemption of live coin `id` (its value goes home, uncollected) and drops
+/// its holder index entry: what a clawback and a lost-device recovery do to each coin they take.
+pub(crate) fn redeem_live(b: &mut Batch, id: &tongbao::Id, value: Fen, holder: PublicKey) {
+    b.put(
+        keys::with(keys::COIN, &id.0),
+        tongbao::settlement::CoinState::Redeemed {
+            value,
+            holder,
+            collected: None,
+        }
+        .to_bytes(),
+    );
+    b.delete(holder_key(&holder, id));
+}
+
 /// [`holder_key`] from the holder's key bytes.
 pub(crate) fn holder_key_raw(holder: &[u8; 32], coin: &tongbao::Id) -> Vec<u8> {
     let mut k = keys::HOLDER.to_vec();

@@ -26,7 +26,7 @@ use tongbao::store::{Batch, Store};
 use tongbao::time::format_rfc3339;
 use tongbao::{Fen, Id, Nonce, PublicKey};
 
-use crate::ledger::{Issuer, IssuerError, holder_key, keys};
+use crate::ledger::{Issuer, IssuerError, holder_key, keys, redeem_live};
 use crate::settle::earmark_key;
 
 /// Default grace window after the lost key's certificate expires: 30 days.
@@ -197,16 +197,7 @@ impl<S: Store> Issuer<S> {
             } else {
                 plain = plain.checked_add(value).ok_or_else(overflow)?;
             }
-            b.put(
-                keys::with(keys::COIN, &id.0),
-                CoinState::Redeemed {
-                    value,
-                    holder,
-                    collected: None,
-                }
-                .to_bytes(),
-            );
-            b.delete(holder_key(&holder, &id));
+            redeem_live(&mut b, &id, value, holder);
             coins += 1;
         }
         let restricted_total = restricted
