@@ -121,7 +121,7 @@ pub struct LedgerStore {
     cache: Mutex<ReadCache>,
     /// One Bloom filter per table written to sled, of the keys it gave a value: a key none of
     /// them may hold is not in sled, and its read does not go there.
-    written: Arc<RwLock<Vec<Arc<Filter>>>>,
+    written: Arc<RwLock<Vec<Filter>>>,
 }
 
 /// Keys written to sled by one checkpoint (no false negatives; false positives 1 in 1,000).
@@ -202,7 +202,7 @@ impl LedgerStore {
                 written
                     .write()
                     .map_err(|_| "poisoned".to_string())?
-                    .push(Arc::new(filter));
+                    .push(filter);
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile.
                 let mut ops = table.range(Bound::Unbounded).peekable();
