@@ -370,13 +370,14 @@ impl World {
         // Waits for the day before's table to be written out first: time spent here is sled
         // falling behind the run.
         super::timing::time("day: checkpoint", || self.iss.store.checkpoint())?;
-        super::timing::time("day: pack wallets", || {
+        // Every wallet the day touched is packed and compressed until it is next used.
+        super::timing::time("day: rest wallets", || {
             self.persons
                 .par_iter()
                 .flatten()
                 .chain(self.pool.par_iter())
                 .chain(self.shops.par_iter())
-                .for_each(|w| w.store().pack());
+                .for_each(|w| w.store().rest());
         });
         row.settled = self
             .pays

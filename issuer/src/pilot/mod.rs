@@ -198,6 +198,35 @@ pub(crate) mod timing {
         }
     }
 
+    /// The process's resident memory now in MB (`VmRSS`), when timing is on.
+    fn rss_mb() -> f64 {
+        if !on() {
+            return 0.0;
+        }
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Prints, when timing is on, the memory at a checkpoint and what the table it hands to the
+    /// ledger writer holds (entries, bytes of keys and values).
+    pub(crate) fn checkpoint(what: &str, entries: usize, bytes: usize) {
+        if on() {
+            eprintln!(
+                "  {what}: resident {:.0} MB (peak {:.0} MB), ledger table {entries} entries, {} MB",
+                rss_mb(),
+                peak_mb(),
+                bytes >> 20
+            );
+        }
+    }
+
     /// Ledger reads that reached sled, by key prefix: (reads, found, seconds).
     static READS: Mutex<BTreeMap<Vec<u8>, (u64, u64, f64)>> = Mutex::new(BTreeMap::new());
 
@@ -218,13 +247,19 @@ pub(crate) mod timing {
     /// Prints what `wallets` hold, by kind of record (entries, bytes of keys and values).
     pub(crate) fn wallets<'a>(wallets: impl Iterator<Item = &'a super::engine::W>) {
         let mut usage: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
+        let (mut resting, mut cold) = (0, 0);
         for wallet in wallets {
+            if let Some(n) = wallet.store().resting_bytes() {
+                resting += 1;
+                cold += n;
+            }
             for (k, (n, b)) in wallet.store().usage() {
                 let e = usage.entry(k).or_default();
                 e.0 += n;
                 e.1 += b;
             }
         }
+        eprintln!("  wallets resting (compressed): {resting}, {cold} bytes");
         for (k, (n, b)) in usage {
             eprintln!(
                 "  wallets {}: {n} entries, {b} bytes",

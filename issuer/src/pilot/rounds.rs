@@ -327,6 +327,8 @@ impl World {
                     .wallet(w)
                     .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
                 let held = spendable(wallet, t);
+                // Read back to compressed at once: every wallet is read here.
+                wallet.store().rest();
                 let ledger = holdings
                     .get(wallet.public().as_bytes())
                     .copied()

@@ -3,7 +3,8 @@
 //!
 //! Both implement [`Store`], so the real ledger and the real wallet engine run over them unchanged.
 //! Every commit is still one atomic batch. What a simulation does without: the ledger is written
-//! out at checkpoints (the end of each simulated day) instead of flushed at every commit, and never
+//! out at checkpoints (the end of each simulated day, or when its table of changes is full)
+//! instead of flushed at every commit, and never
 //! synced to the device (it is a scratch copy, deleted when the run ends), and the wallets keep no
 //! local history (`h/`), which only a device's user reads and the engine never does.
 
@@ -99,14 +100,19 @@ impl ReadCache {
     }
 }
 
+/// Entries the table of changes holds before a commit writes it out (a checkpoint): with the
+/// table being written, at most about twice this many entries, some 600 MB with their overheads.
+const TABLE_MAX: usize = 1 << 20;
+
 /// Keys applied to sled per batch when a checkpoint is written out.
 const WRITE_SLICE: usize = 512;
 
 /// The issuer's ledger in one sled database, written out at checkpoints.
 ///
 /// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
-/// lock); a checkpoint hands the table to a background thread at idle priority that applies it
-/// to sled in sorted slices and flushes, while the run goes on. The handed-over table stays
+/// lock); a checkpoint (the pilot's at the end of each day, or a commit's that filled the table
+/// to [`TABLE_MAX`] entries) hands the table to a background thread at idle priority that
+/// applies it to sled in sorted slices and flushes, while the run goes on. The handed-over table stays
 /// readable until it is written out, then is dropped. Reads see the day's table, then the one
 /// being written, then sled: the newest value of every key, as one sled database would give. Sled does the
 /// same work for a day's writes as for the commits one by one, less the keys written again the
@@ -122,6 +128,8 @@ pub struct LedgerStore {
     /// One Bloom filter per table written to sled, of the keys it gave a value: a key none of
     /// them may hold is not in sled, and its read does not go there.
     written: Arc<RwLock<Vec<Filter>>>,
+    /// Entries at which a commit writes the table out ([`TABLE_MAX`]; smaller in tests).
+    table_max: usize,
 }
 
 /// Keys written to sled by one checkpoint (no false negatives; false positives 1 in 1,000).
@@ -152,6 +160,7 @@ impl LedgerStore {
             worker: Mutex::new(None),
             cache: Mutex::new(ReadCache::default()),
             written: Arc::new(RwLock::new(Vec::new())),
+            table_max: TABLE_MAX,
         })
     }
 
@@ -159,7 +168,10 @@ impl LedgerStore {
     /// [`LedgerStore::open`]), after the previous checkpoint's write has finished. Fails if that
     /// write failed.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.wait()?;
+        // Held throughout: one checkpoint at a time (a second one taking the table while the
+        // first is handing its own over would drop the first's from the readers' view).
+        let mut worker = self.worker.lock().map_err(poisoned)?;
+        join(worker.take())?;
         // The day's table becomes the previous one in one step for readers (they look at the
         // day's, then the previous one): between the two, its values would be nowhere.
         let table = {
@@ -167,6 +179,14 @@ impl LedgerStore {
             let mut pending = self.pending.write().map_err(poisoned)?;
             if pending.is_empty() {
                 return Ok(());
+            }
+            if super::timing::on() {
+                let bytes = pending
+                    .values
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                    .sum();
+                super::timing::checkpoint("checkpoint", pending.values.len(), bytes);
             }
             let table = Arc::new(std::mem::take(&mut *pending));
             *previous = Some(Arc::clone(&table));
@@ -227,18 +247,14 @@ impl LedgerStore {
                 Ok(())
             })
             .map_err(|e| StoreError::Backend(format!("ledger writer: {e}")))?;
-        *self.worker.lock().map_err(poisoned)? = Some(handle);
+        *worker = Some(handle);
         Ok(())
     }
 
     /// Waits for the checkpoint being written out; its error, if it failed.
     pub fn wait(&self) -> Result<(), StoreError> {
         let handle = self.worker.lock().map_err(poisoned)?.take();
-        match handle.map(JoinHandle::join) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(StoreError::Backend(e)),
-            Some(Err(_)) => Err(StoreError::Backend("the ledger writer panicked".into())),
-        }
+        join(handle)
     }
 
     /// The previous checkpoint's table while it is being written: the same values may or may not
@@ -267,6 +283,15 @@ impl Drop for LedgerStore {
     fn drop(&mut self) {
         // The database is scratch; only the writer thread must not outlive it.
         let _ = self.wait();
+    }
+}
+
+/// Waits for a ledger writer, if any; its error, if it failed.
+fn join(handle: Option<JoinHandle<Result<(), String>>>) -> Result<(), StoreError> {
+    match handle.map(JoinHandle::join) {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(StoreError::Backend(e)),
+        Some(Err(_)) => Err(StoreError::Backend("the ledger writer panicked".into())),
     }
 }
 
@@ -436,6 +461,15 @@ impl Store for LedgerStore {
         for (k, v) in ops {
             t.insert(k, v);
         }
+        let full = t.values.len() >= self.table_max;
+        drop(t);
+        drop(cache);
+        // A table past its size is written out at once, not at the day's end: a claims day of
+        // a city-scale pilot writes millions of entries, and two such tables (the one being
+        // written and the next) held gigabytes.
+        if full {
+            self.checkpoint()?;
+        }
         Ok(())
     }
 }
@@ -515,9 +549,12 @@ impl Packed {
 
 /// One wallet's state in memory, compactly: its recent writes in a small map (`None`: deleted),
 /// everything older packed in one buffer. A commit packs the recent writes once they are many
-/// for the packed size (so each byte is copied a bounded number of times), and the pilot packs
-/// the wallets it touched at the end of each day ([`SimStore::pack`]). A map entry costs about a
-/// hundred bytes of its own; a packed one six, which at a million wallets is gigabytes.
+/// for the packed size (so each byte is copied a bounded number of times). At the end of each
+/// day the pilot lets every wallet rest ([`SimStore::rest`]): the wallets the day touched are
+/// packed and their packed bytes compressed (lz4), and a wallet's bytes are decompressed again
+/// only when it is next read or written; most of a city's wallets are idle on any one day. A map
+/// entry costs about a hundred bytes of its own; a packed one six, which at a million wallets is
+/// gigabytes; compression keeps the packed bytes in about 56% of their size.
 #[derive(Default)]
 pub struct SimStore {
     inner: Mutex<Inner>,
@@ -527,9 +564,52 @@ pub struct SimStore {
 struct Inner {
     recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
     packed: Packed,
+    /// The packed entries' bytes compressed (lz4, length first), once the wallet rests
+    /// ([`SimStore::rest`]); kept while the bytes read back from them are unchanged, so a wallet
+    /// only read rests again at no cost.
+    cold: Option<Box<[u8]>>,
+    /// `packed.data` holds the bytes (not only `cold`).
+    thawed_out: bool,
 }
 
 impl Inner {
+    /// Whether the packed bytes are only in their compressed form.
+    fn resting(&self) -> bool {
+        self.cold.is_some() && !self.thawed_out
+    }
+
+    /// Makes the packed bytes readable again (a resting wallet read or written).
+    fn thaw(&mut self) -> Result<(), StoreError> {
+        if let Some(cold) = self.cold.as_deref()
+            && !self.thawed_out
+        {
+            let data = lz4_flex::decompress_size_prepended(cold)
+                .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
+            self.packed.data = data.into_boxed_slice();
+            self.thawed_out = true;
+        }
+        Ok(())
+    }
+
+    /// Packs the recent writes and keeps the packed bytes compressed only.
+    fn rest(&mut self) {
+        if !self.recent.is_empty() {
+            if self.thaw().is_err() {
+                // Left as it is: the next read or write reports the damage.
+                return;
+            }
+            self.pack();
+        }
+        if self.resting() {
+            return;
+        }
+        if self.cold.is_none() {
+            self.cold = Some(lz4_flex::compress_prepend_size(&self.packed.data).into_boxed_slice());
+        }
+        self.packed.data = Box::default();
+        self.thawed_out = false;
+    }
+
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
         match self.recent.get(key) {
             Some(v) => v.as_deref(),
@@ -584,6 +664,8 @@ impl Inner {
         drop(entries);
         self.packed = packed;
         self.recent.clear();
+        self.cold = None;
+        self.thawed_out = false;
     }
 }
 
@@ -601,20 +683,29 @@ impl SimStore {
         }
     }
 
-    /// Packs the recent writes if they are worth it (the end of a day).
-    pub fn pack(&self) {
-        if let Ok(mut m) = self.inner.lock()
-            && m.should_pack(1)
-        {
-            m.pack();
+    /// Packs the recent writes and keeps the wallet's records compressed until it is next read
+    /// or written (the end of a day; lz4 decompresses a wallet's few kilobytes in microseconds).
+    /// A wallet already resting, or only read since, costs nothing.
+    pub fn rest(&self) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.rest();
         }
+    }
+
+    /// The compressed records' size if the wallet rests (see [`SimStore::rest`]).
+    pub fn resting_bytes(&self) -> Option<usize> {
+        let m = self.inner.lock().ok()?;
+        m.resting().then(|| m.cold.as_ref().map_or(0, |c| c.len()))
     }
 
     /// Entries and bytes held (keys and values) by key prefix (up to the first `/`), for memory
     /// figures.
     pub fn usage(&self) -> BTreeMap<Vec<u8>, (usize, usize)> {
         let mut out: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
-        if let Ok(m) = self.inner.lock() {
+        let Some(mut m) = self.inner.lock().ok().map(|m| m.clone()) else {
+            return out;
+        };
+        if m.thaw().is_ok() {
             m.visit(b"", |k, v| {
                 let p = k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1);
                 let e = out.entry(k[..p].to_vec()).or_default();
@@ -628,12 +719,14 @@ impl SimStore {
 
 impl Store for SimStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let m = self.inner.lock().map_err(poisoned)?;
+        let mut m = self.inner.lock().map_err(poisoned)?;
+        m.thaw()?;
         Ok(m.get(key).map(<[u8]>::to_vec))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-        let m = self.inner.lock().map_err(poisoned)?;
+        let mut m = self.inner.lock().map_err(poisoned)?;
+        m.thaw()?;
         let mut out = Vec::new();
         m.visit(prefix, |k, v| out.push((k.to_vec(), v.to_vec())));
         Ok(out)
@@ -641,6 +734,7 @@ impl Store for SimStore {
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut m = self.inner.lock().map_err(poisoned)?;
+        m.thaw()?;
         for (k, v) in batch.into_ops() {
             if dropped(&k) {
                 continue;
@@ -675,9 +769,20 @@ mod tests {
     /// included.
     #[test]
     fn ledger_store_reads_as_one_store_across_checkpoints() {
+        reads_as_one_store(TABLE_MAX);
+    }
+
+    /// The same with a table that fills every few commits: the commits write it out themselves.
+    #[test]
+    fn ledger_store_reads_as_one_store_when_tables_fill() {
+        reads_as_one_store(9);
+    }
+
+    fn reads_as_one_store(table_max: usize) {
         use rand::{RngExt, SeedableRng};
         let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let mut ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        ledger.table_max = table_max;
         let model = tongbao::store::MemStore::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let key = |rng: &mut rand::rngs::StdRng| {
@@ -880,7 +985,8 @@ mod tests {
             store.commit(a).expect("commit");
             model.commit(b).expect("commit");
             if rng.random_bool(0.05) {
-                store.pack();
+                store.rest();
+                assert!(store.resting_bytes().is_some(), "step {step}");
             }
             if rng.random_bool(0.01) {
                 snapshots.push((store.snapshot(), model.snapshot()));
@@ -904,6 +1010,47 @@ mod tests {
                 m.scan_prefix(b"").expect("scan")
             );
         }
+    }
+
+    /// A resting wallet's records are compressed, read back whole, and a wallet only read rests
+    /// again from the same compressed bytes; damaged compressed bytes are an error, not a panic.
+    #[test]
+    fn sim_store_rests_compressed() {
+        let store = SimStore::new();
+        let mut b = Batch::new();
+        for i in 0..200u32 {
+            // Records much like a wallet's: keys that share prefixes, values that repeat a key.
+            let mut v = b"tb1qpayee-address-of-a-merchant".to_vec();
+            v.extend_from_slice(&i.to_be_bytes());
+            b.put(format!("o/{i:08}").into_bytes(), v);
+        }
+        store.commit(b).expect("commit");
+        let before = store.scan_prefix(b"").expect("scan");
+        let raw: usize = before.iter().map(|(k, v)| 2 + k.len() + v.len()).sum();
+        assert_eq!(store.resting_bytes(), None);
+        store.rest();
+        let cold = store.resting_bytes().expect("resting");
+        assert!(cold * 2 < raw, "{cold} compressed of {raw}");
+        // Read: the records come back whole, and resting again keeps the same bytes.
+        assert_eq!(store.scan_prefix(b"").expect("scan"), before);
+        assert_eq!(store.resting_bytes(), None);
+        store.rest();
+        assert_eq!(store.resting_bytes(), Some(cold));
+        // Written: compressed afresh.
+        let mut b = Batch::new();
+        b.delete(b"o/00000007".to_vec());
+        store.commit(b).expect("commit");
+        store.rest();
+        assert_eq!(store.get(b"o/00000007").expect("get"), None);
+        assert_eq!(store.scan_prefix(b"o/").expect("scan").len(), 199);
+        // Damaged.
+        store.rest();
+        if let Ok(mut m) = store.inner.lock() {
+            m.cold = Some(vec![0xff; 9].into_boxed_slice());
+        }
+        assert!(store.get(b"o/00000001").is_err());
+        assert!(store.scan_prefix(b"").is_err());
+        assert!(store.commit(Batch::new()).is_err());
     }
 
     #[test]
