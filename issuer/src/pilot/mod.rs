@@ -142,6 +142,16 @@ pub(crate) mod timing {
 
     /// The process's peak resident memory so far in MB (`VmHWM`), when timing is on.
     fn peak_mb() -> f64 {
+        status_mb("VmHWM:")
+    }
+
+    /// The process's resident memory now in MB (`VmRSS`), when timing is on.
+    fn rss_mb() -> f64 {
+        status_mb("VmRSS:")
+    }
+
+    /// A memory figure from /proc/self/status (`field` in kB) in MB, when timing is on.
+    fn status_mb(field: &str) -> f64 {
         if !on() {
             return 0.0;
         }
@@ -149,7 +159,7 @@ pub(crate) mod timing {
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|kb| kb.parse::<f64>().ok())
             })
@@ -196,22 +206,6 @@ pub(crate) mod timing {
                 String::from_utf8_lossy(&prefix)
             );
         }
-    }
-
-    /// The process's resident memory now in MB (`VmRSS`), when timing is on.
-    fn rss_mb() -> f64 {
-        if !on() {
-            return 0.0;
-        }
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
     }
 
     /// Prints, when timing is on, the memory at a checkpoint and what the table it hands to the
