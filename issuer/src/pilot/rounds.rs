@@ -327,7 +327,7 @@ impl World {
                     .wallet(w)
                     .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
                 let held = spendable(wallet, t);
-                // Read back to compressed at once: every wallet is read here.
+                // Every wallet is read here: each goes back to rest at once.
                 wallet.store().rest();
                 let ledger = holdings
                     .get(wallet.public().as_bytes())

@@ -568,25 +568,19 @@ struct Inner {
     /// ([`SimStore::rest`]); kept while the bytes read back from them are unchanged, so a wallet
     /// only read rests again at no cost.
     cold: Option<Box<[u8]>>,
-    /// `packed.data` holds the bytes (not only `cold`).
-    thawed_out: bool,
+    /// The packed bytes are only in `cold` (`packed.data` is empty until thawed).
+    resting: bool,
 }
 
 impl Inner {
-    /// Whether the packed bytes are only in their compressed form.
-    fn resting(&self) -> bool {
-        self.cold.is_some() && !self.thawed_out
-    }
-
     /// Makes the packed bytes readable again (a resting wallet read or written).
     fn thaw(&mut self) -> Result<(), StoreError> {
-        if let Some(cold) = self.cold.as_deref()
-            && !self.thawed_out
-        {
-            let data = lz4_flex::decompress_size_prepended(cold)
-                .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
+        if self.resting {
+            let data =
+                lz4_flex::decompress_size_prepended(self.cold.as_deref().unwrap_or_default())
+                    .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
             self.packed.data = data.into_boxed_slice();
-            self.thawed_out = true;
+            self.resting = false;
         }
         Ok(())
     }
@@ -600,14 +594,14 @@ impl Inner {
             }
             self.pack();
         }
-        if self.resting() {
+        if self.resting {
             return;
         }
         if self.cold.is_none() {
             self.cold = Some(lz4_flex::compress_prepend_size(&self.packed.data).into_boxed_slice());
         }
         self.packed.data = Box::default();
-        self.thawed_out = false;
+        self.resting = true;
     }
 
     fn get(&self, key: &[u8]) -> Option<&[u8]> {
@@ -664,8 +658,8 @@ impl Inner {
         drop(entries);
         self.packed = packed;
         self.recent.clear();
+        // The compressed copy is of the old bytes.
         self.cold = None;
-        self.thawed_out = false;
     }
 }
 
@@ -695,7 +689,7 @@ impl SimStore {
     /// The compressed records' size if the wallet rests (see [`SimStore::rest`]).
     pub fn resting_bytes(&self) -> Option<usize> {
         let m = self.inner.lock().ok()?;
-        m.resting().then(|| m.cold.as_ref().map_or(0, |c| c.len()))
+        m.resting.then(|| m.cold.as_ref().map_or(0, |c| c.len()))
     }
 
     /// Entries and bytes held (keys and values) by key prefix (up to the first `/`), for memory
