@@ -79,7 +79,9 @@ pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Rep
     opts.progress.inc(1);
     opts.progress.finish_and_clear();
     if timing::on() {
-        timing::wallets(w.persons.iter().flatten().chain(&w.pool).chain(&w.shops));
+        timing::wallets("people", w.persons.iter().flatten());
+        timing::wallets("pools", w.pool.iter());
+        timing::wallets("shops", w.shops.iter());
     }
     let report = timing::time("close: report", || report::build(&w, seed, closing, audit));
     timing::time("close: teardown", || w.teardown());
@@ -221,6 +223,18 @@ pub(crate) mod timing {
         }
     }
 
+    /// Prints, when timing is on, what the day's wallets held decompressed before they rest:
+    /// (wallets, bytes of packed records) for people, pools and shops.
+    pub(crate) fn thawed(day: u32, kinds: [(&str, usize, usize); 3]) {
+        if on() {
+            let parts: Vec<String> = kinds
+                .iter()
+                .map(|(k, n, b)| format!("{k} {n} ({} MB)", b >> 20))
+                .collect();
+            eprintln!("  day {day}: thawed before rest: {}", parts.join(", "));
+        }
+    }
+
     /// Ledger reads that reached sled, by key prefix: (reads, found, seconds).
     static READS: Mutex<BTreeMap<Vec<u8>, (u64, u64, f64)>> = Mutex::new(BTreeMap::new());
 
@@ -239,7 +253,7 @@ pub(crate) mod timing {
     }
 
     /// Prints what `wallets` hold, by kind of record (entries, bytes of keys and values).
-    pub(crate) fn wallets<'a>(wallets: impl Iterator<Item = &'a super::engine::W>) {
+    pub(crate) fn wallets<'a>(kind: &str, wallets: impl Iterator<Item = &'a super::engine::W>) {
         let mut usage: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
         let (mut resting, mut cold) = (0, 0);
         for wallet in wallets {
@@ -253,10 +267,10 @@ pub(crate) mod timing {
                 e.1 += b;
             }
         }
-        eprintln!("  wallets resting (compressed): {resting}, {cold} bytes");
+        eprintln!("  {kind}: wallets resting (compressed): {resting}, {cold} bytes");
         for (k, (n, b)) in usage {
             eprintln!(
-                "  wallets {}: {n} entries, {b} bytes",
+                "  {kind} {}: {n} entries, {b} bytes",
                 String::from_utf8_lossy(&k)
             );
         }

@@ -486,21 +486,38 @@ const PACK_MIN: usize = 64;
 /// costs about a hundred bytes beyond its key and value).
 const PACK_RATIO: usize = 1024;
 
-/// A wallet's records packed in one buffer, in key order: each entry is its key's length (two
-/// bytes, big-endian), the key and the value; `at` holds where each entry starts, and a value
-/// ends where the next entry starts.
+/// Packed bytes a block holds before the next entry starts a new one (an entry larger than this
+/// has a block to itself). A person's wallet fits in one; a shop's records span hundreds, of which
+/// a day reads and writes few.
+const BLOCK_BYTES: usize = 32 << 10;
+
+/// A run of a wallet's records packed in key order: each entry is its key's length (two bytes,
+/// big-endian), the key and the value; `at` holds where each entry starts, and a value ends where
+/// the next entry starts (the last at `size`). The bytes are readable (`data`), compressed
+/// (`cold`: lz4, length first), or both while they are unchanged since they were compressed.
 #[derive(Clone, Default)]
-struct Packed {
-    data: Box<[u8]>,
+struct Block {
+    /// The first key (unused in the first block, which holds every key before the second's).
+    first: Box<[u8]>,
     at: Box<[u32]>,
+    size: u32,
+    data: Option<Box<[u8]>>,
+    cold: Option<Box<[u8]>>,
 }
 
-impl Packed {
+/// A readable block's entries.
+#[derive(Clone, Copy)]
+struct Packed<'a> {
+    data: &'a [u8],
+    at: &'a [u32],
+}
+
+impl<'a> Packed<'a> {
     fn len(&self) -> usize {
         self.at.len()
     }
 
-    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+    fn entry(&self, i: usize) -> (&'a [u8], &'a [u8]) {
         let start = self.at[i] as usize;
         let end = self.at.get(i + 1).map_or(self.data.len(), |&e| e as usize);
         let klen = usize::from(u16::from_be_bytes([self.data[start], self.data[start + 1]]));
@@ -522,39 +539,78 @@ impl Packed {
         lo
     }
 
-    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+    fn get(&self, key: &[u8]) -> Option<&'a [u8]> {
         let i = self.lower_bound(key);
         (i < self.len() && self.entry(i).0 == key).then(|| self.entry(i).1)
     }
+}
 
-    /// Packs `entries` (in key order).
-    fn build<'a>(entries: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Packed {
-        let (n, bytes) = entries
-            .clone()
-            .fold((0, 0), |(n, b), (k, v)| (n + 1, b + 2 + k.len() + v.len()));
+impl Block {
+    /// Packs `entries` (in key order, at least one) into a readable block.
+    fn build(entries: &[(&[u8], &[u8])]) -> Block {
+        let bytes = entries.iter().map(|(k, v)| 2 + k.len() + v.len()).sum();
         let mut data = Vec::with_capacity(bytes);
-        let mut at = Vec::with_capacity(n);
+        let mut at = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             at.push(u32::try_from(data.len()).unwrap_or(u32::MAX));
             data.extend_from_slice(&u16::try_from(k.len()).unwrap_or(u16::MAX).to_be_bytes());
             data.extend_from_slice(k);
             data.extend_from_slice(v);
         }
-        Packed {
-            data: data.into_boxed_slice(),
+        Block {
+            first: entries.first().map(|(k, _)| *k).unwrap_or_default().into(),
             at: at.into_boxed_slice(),
+            size: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            data: Some(data.into_boxed_slice()),
+            cold: None,
+        }
+    }
+
+    /// The entries, if the block is readable.
+    fn packed(&self) -> Option<Packed<'_>> {
+        self.data
+            .as_deref()
+            .map(|data| Packed { data, at: &self.at })
+    }
+
+    /// Makes the bytes readable (a resting block read or written).
+    fn thaw(&mut self) -> Result<(), StoreError> {
+        if self.data.is_none() {
+            let data =
+                lz4_flex::decompress_size_prepended(self.cold.as_deref().unwrap_or_default())
+                    .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
+            if data.len() != self.size as usize {
+                return Err(StoreError::Backend(format!(
+                    "wallet records: a block of {} bytes read back as {}",
+                    self.size,
+                    data.len()
+                )));
+            }
+            self.data = Some(data.into_boxed_slice());
+        }
+        Ok(())
+    }
+
+    /// Keeps the bytes compressed only (compressed now if they changed since they last were).
+    fn rest(&mut self) {
+        if let Some(data) = self.data.take()
+            && self.cold.is_none()
+        {
+            self.cold = Some(lz4_flex::compress_prepend_size(&data).into_boxed_slice());
         }
     }
 }
 
 /// One wallet's state in memory, compactly: its recent writes in a small map (`None`: deleted),
-/// everything older packed in one buffer. A commit packs the recent writes once they are many
-/// for the packed size (so each byte is copied a bounded number of times). At the end of each
-/// day the pilot lets every wallet rest ([`SimStore::rest`]): the wallets the day touched are
-/// packed and their packed bytes compressed (lz4), and a wallet's bytes are decompressed again
-/// only when it is next read or written; most of a city's wallets are idle on any one day. A map
-/// entry costs about a hundred bytes of its own; a packed one six, which at a million wallets is
-/// gigabytes; compression keeps the packed bytes in about 56% of their size.
+/// everything older packed in blocks of about [`BLOCK_BYTES`] in key order. A commit packs the
+/// recent writes once they are many for the packed size (so each byte is copied a bounded number
+/// of times), rewriting only the blocks they fall in. At the end of each day the pilot lets every
+/// wallet rest ([`SimStore::rest`]): the wallets the day touched are packed and their blocks
+/// compressed (lz4), and a block is decompressed again only when a read or a pack next needs it.
+/// Most of a city's wallets are idle on any one day, and a shop that is busy every day reads
+/// few of its older blocks (its new requests and sales are recent writes). A map entry costs
+/// about a hundred bytes of its own; a packed one six, which at a million wallets is gigabytes;
+/// compression keeps the packed bytes in about 56% of their size.
 #[derive(Default)]
 pub struct SimStore {
     inner: Mutex<Inner>,
@@ -563,104 +619,204 @@ pub struct SimStore {
 #[derive(Clone, Default)]
 struct Inner {
     recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
-    packed: Packed,
-    /// The packed entries' bytes compressed (lz4, length first), once the wallet rests
-    /// ([`SimStore::rest`]); kept while the bytes read back from them are unchanged, so a wallet
-    /// only read rests again at no cost.
-    cold: Option<Box<[u8]>>,
-    /// The packed bytes are only in `cold` (`packed.data` is empty until thawed).
-    resting: bool,
+    blocks: Vec<Block>,
 }
 
 impl Inner {
-    /// Makes the packed bytes readable again (a resting wallet read or written).
-    fn thaw(&mut self) -> Result<(), StoreError> {
-        if self.resting {
-            let data =
-                lz4_flex::decompress_size_prepended(self.cold.as_deref().unwrap_or_default())
-                    .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
-            self.packed.data = data.into_boxed_slice();
-            self.resting = false;
-        }
-        Ok(())
+    /// The block that holds `key` if any does.
+    fn block_of(&self, key: &[u8]) -> usize {
+        self.blocks
+            .get(1..)
+            .map_or(0, |rest| rest.partition_point(|b| &*b.first <= key))
     }
 
-    /// Packs the recent writes and keeps the packed bytes compressed only.
-    fn rest(&mut self) {
-        if !self.recent.is_empty() {
-            if self.thaw().is_err() {
-                // Left as it is: the next read or write reports the damage.
-                return;
-            }
-            self.pack();
+    /// The blocks that may hold keys under `prefix`, made readable.
+    fn thaw_prefix(&mut self, prefix: &[u8]) -> Result<std::ops::Range<usize>, StoreError> {
+        let from = self.block_of(prefix);
+        let to = 1 + self.blocks.get(1..).map_or(0, |rest| {
+            rest.partition_point(|b| &*b.first < prefix || b.first.starts_with(prefix))
+        });
+        let to = to.min(self.blocks.len());
+        for b in self.blocks.get_mut(from..to).unwrap_or_default() {
+            b.thaw()?;
         }
-        if self.resting {
-            return;
-        }
-        if self.cold.is_none() {
-            self.cold = Some(lz4_flex::compress_prepend_size(&self.packed.data).into_boxed_slice());
-        }
-        self.packed.data = Box::default();
-        self.resting = true;
+        Ok(from..to)
     }
 
-    fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        match self.recent.get(key) {
-            Some(v) => v.as_deref(),
-            None => self.packed.get(key),
+    fn get(&mut self, key: &[u8]) -> Result<Option<&[u8]>, StoreError> {
+        if let Some(v) = self.recent.get(key) {
+            return Ok(v.as_deref());
         }
+        let i = self.block_of(key);
+        let Some(b) = self.blocks.get_mut(i) else {
+            return Ok(None);
+        };
+        b.thaw()?;
+        Ok(b.packed().and_then(|p| p.get(key)))
     }
 
-    /// Every live entry under `prefix`, in key order (recent writes over packed ones).
-    fn visit<'a>(&'a self, prefix: &[u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {
-        let mut recent = self
+    /// Every live entry under `prefix`, in key order (recent writes over packed ones); the
+    /// blocks in `range` must be readable ([`Inner::thaw_prefix`]).
+    fn visit<'a>(
+        &'a self,
+        prefix: &[u8],
+        range: std::ops::Range<usize>,
+        mut f: impl FnMut(&'a [u8], &'a [u8]),
+    ) {
+        let recent = self
             .recent
-            .range::<[u8], _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-            .peekable();
-        let mut i = self.packed.lower_bound(prefix);
-        loop {
-            let p = (i < self.packed.len())
-                .then(|| self.packed.entry(i))
-                .filter(|(k, _)| k.starts_with(prefix));
-            match (p, recent.peek()) {
-                (None, None) => break,
-                (Some((pk, pv)), r) if r.is_none_or(|(rk, _)| pk < &***rk) => {
-                    f(pk, pv);
-                    i += 1;
-                }
-                (p, Some((rk, rv))) => {
-                    if p.is_some_and(|(pk, _)| pk == &***rk) {
-                        i += 1;
-                    }
-                    if let Some(v) = rv {
-                        f(rk, v);
-                    }
-                    recent.next();
-                }
-                (Some(_), None) => unreachable!("handled by the arm above"),
+            .map(|(k, v)| (&**k, v.as_deref()));
+        let packed = self
+            .blocks
+            .get(range)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Block::packed)
+            .flat_map(|p| (0..p.len()).map(move |i| p.entry(i)))
+            .skip_while(|(k, _)| *k < prefix)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        merge(packed, recent, |k, v| {
+            if let Some(v) = v {
+                f(k, v);
             }
-        }
+        });
+    }
+
+    fn packed_bytes(&self) -> usize {
+        self.blocks.iter().map(|b| b.size as usize).sum()
     }
 
     fn should_pack(&self, min: usize) -> bool {
-        self.recent.len() >= min && self.recent.len() * PACK_RATIO >= self.packed.data.len()
+        self.recent.len() >= min && self.recent.len() * PACK_RATIO >= self.packed_bytes()
     }
 
-    fn pack(&mut self) {
-        let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
-        self.visit(b"", |k, v| entries.push((k, v)));
-        // The packed buffer borrows from itself: copy out through the new one.
-        let packed = Packed::build(entries.iter().copied());
-        drop(entries);
-        self.packed = packed;
-        self.recent.clear();
-        // The compressed copy is of the old bytes.
-        self.cold = None;
+    /// Moves the recent writes into the blocks, rewriting only the blocks they fall in (split
+    /// when they grow past [`BLOCK_BYTES`], gone when emptied). With `resting`, every block is
+    /// left compressed only. Damaged compressed bytes are an error, and nothing changes.
+    fn pack(&mut self, resting: bool) -> Result<(), StoreError> {
+        // Block i takes the recent keys below block i + 1's first key.
+        let mut touched = vec![false; self.blocks.len()];
+        {
+            let mut i = 0;
+            for k in self.recent.keys() {
+                while i + 1 < self.blocks.len() && **k >= *self.blocks[i + 1].first {
+                    i += 1;
+                }
+                if let Some(t) = touched.get_mut(i) {
+                    *t = true;
+                }
+            }
+        }
+        for (b, _) in self.blocks.iter_mut().zip(&touched).filter(|(_, t)| **t) {
+            b.thaw()?;
+        }
+        let recent = std::mem::take(&mut self.recent);
+        let old = std::mem::take(&mut self.blocks);
+        let bounds: Vec<Box<[u8]>> = old.iter().skip(1).map(|b| b.first.clone()).collect();
+        let mut writes = recent.iter().map(|(k, v)| (&**k, v.as_deref())).peekable();
+        let mut blocks = Vec::with_capacity(old.len());
+        let add = |c: &[(&[u8], &[u8])], blocks: &mut Vec<Block>| {
+            let mut b = Block::build(c);
+            if resting {
+                b.rest();
+            }
+            blocks.push(b);
+        };
+        for (i, mut b) in old.into_iter().enumerate() {
+            let mut mine = Vec::new();
+            while let Some(&(k, v)) = writes.peek() {
+                if bounds.get(i).is_some_and(|f| k >= &**f) {
+                    break;
+                }
+                mine.push((k, v));
+                writes.next();
+            }
+            if mine.is_empty() {
+                if resting {
+                    b.rest();
+                }
+                blocks.push(b);
+                continue;
+            }
+            let mut live: Vec<(&[u8], &[u8])> = Vec::new();
+            let entries = b.packed().map(|p| (0..p.len()).map(move |j| p.entry(j)));
+            merge(entries.into_iter().flatten(), mine.into_iter(), |k, v| {
+                if let Some(v) = v {
+                    live.push((k, v));
+                }
+            });
+            for c in chunks(&live) {
+                add(c, &mut blocks);
+            }
+        }
+        // Writes past every block (all of them when there is none yet).
+        let live: Vec<(&[u8], &[u8])> = writes.filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        for c in chunks(&live) {
+            add(c, &mut blocks);
+        }
+        drop(live);
+        if let Some(b) = blocks.first_mut() {
+            // The first block's key is never compared.
+            b.first = Box::default();
+        }
+        self.blocks = blocks;
+        Ok(())
     }
+
+    fn rest(&mut self) {
+        // Damaged bytes are left as they are: the next read or write reports them.
+        let _ = self.pack(true);
+    }
+}
+
+/// Merges packed entries with recent writes over them (both in key order): `f` sees every key
+/// once, with the recent value where there is one (`None`: deleted).
+fn merge<'a>(
+    packed: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    recent: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    mut f: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) {
+    let mut p = packed.peekable();
+    let mut r = recent.peekable();
+    loop {
+        match (p.peek().copied(), r.peek().copied()) {
+            (None, None) => break,
+            (Some((pk, pv)), r) if r.is_none_or(|(rk, _)| pk < rk) => {
+                f(pk, Some(pv));
+                p.next();
+            }
+            (pe, Some((rk, rv))) => {
+                if pe.is_some_and(|(pk, _)| pk == rk) {
+                    p.next();
+                }
+                f(rk, rv);
+                r.next();
+            }
+            (Some(_), None) => unreachable!("handled by the arm above"),
+        }
+    }
+}
+
+/// Entries cut into runs of at most [`BLOCK_BYTES`] packed bytes (an entry larger than that is a
+/// run of its own).
+fn chunks<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'a [u8])]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (k, v)) in entries.iter().enumerate() {
+        let n = 2 + k.len() + v.len();
+        if i > start && bytes + n > BLOCK_BYTES {
+            out.push(&entries[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += n;
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
 }
 
 impl SimStore {
@@ -677,9 +833,10 @@ impl SimStore {
         }
     }
 
-    /// Packs the recent writes and keeps the wallet's records compressed until it is next read
-    /// or written (the end of a day; lz4 decompresses a wallet's few kilobytes in microseconds).
-    /// A wallet already resting, or only read since, costs nothing.
+    /// Packs the recent writes and keeps the wallet's records compressed until they are next
+    /// read or written (the end of a day; lz4 decompresses a block in microseconds). A block
+    /// unchanged since it was last compressed keeps those bytes, so a wallet already resting, or
+    /// only read since, costs nothing.
     pub fn rest(&self) {
         if let Ok(mut m) = self.inner.lock() {
             m.rest();
@@ -689,7 +846,24 @@ impl SimStore {
     /// The compressed records' size if the wallet rests (see [`SimStore::rest`]).
     pub fn resting_bytes(&self) -> Option<usize> {
         let m = self.inner.lock().ok()?;
-        m.resting.then(|| m.cold.as_ref().map_or(0, |c| c.len()))
+        (m.recent.is_empty() && m.blocks.iter().all(|b| b.data.is_none())).then(|| {
+            m.blocks
+                .iter()
+                .map(|b| b.cold.as_ref().map_or(0, |c| c.len()))
+                .sum()
+        })
+    }
+
+    /// The packed records readable (decompressed) since the wallet last rested, in bytes, for
+    /// memory figures.
+    pub fn thawed_bytes(&self) -> usize {
+        self.inner.lock().map_or(0, |m| {
+            m.blocks
+                .iter()
+                .filter(|b| b.data.is_some())
+                .map(|b| b.size as usize)
+                .sum()
+        })
     }
 
     /// Entries and bytes held (keys and values) by key prefix (up to the first `/`), for memory
@@ -699,8 +873,8 @@ impl SimStore {
         let Some(mut m) = self.inner.lock().ok().map(|m| m.clone()) else {
             return out;
         };
-        if m.thaw().is_ok() {
-            m.visit(b"", |k, v| {
+        if let Ok(range) = m.thaw_prefix(b"") {
+            m.visit(b"", range, |k, v| {
                 let p = k.iter().position(|&c| c == b'/').map_or(k.len(), |i| i + 1);
                 let e = out.entry(k[..p].to_vec()).or_default();
                 e.0 += 1;
@@ -714,41 +888,31 @@ impl SimStore {
 impl Store for SimStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut m = self.inner.lock().map_err(poisoned)?;
-        m.thaw()?;
-        Ok(m.get(key).map(<[u8]>::to_vec))
+        Ok(m.get(key)?.map(<[u8]>::to_vec))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         let mut m = self.inner.lock().map_err(poisoned)?;
-        m.thaw()?;
+        let range = m.thaw_prefix(prefix)?;
         let mut out = Vec::new();
-        m.visit(prefix, |k, v| out.push((k.to_vec(), v.to_vec())));
+        m.visit(prefix, range, |k, v| out.push((k.to_vec(), v.to_vec())));
         Ok(out)
     }
 
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut m = self.inner.lock().map_err(poisoned)?;
-        m.thaw()?;
         for (k, v) in batch.into_ops() {
             if dropped(&k) {
                 continue;
             }
-            match v {
-                Some(v) => {
-                    m.recent
-                        .insert(k.into_boxed_slice(), Some(v.into_boxed_slice()));
-                }
-                None => {
-                    if m.packed.get(&k).is_some() {
-                        m.recent.insert(k.into_boxed_slice(), None);
-                    } else {
-                        m.recent.remove(k.as_slice());
-                    }
-                }
-            }
+            // A deletion is kept as `None` until the next pack drops it with the entry.
+            m.recent
+                .insert(k.into_boxed_slice(), v.map(Vec::into_boxed_slice));
         }
         if m.should_pack(PACK_MIN) {
-            m.pack();
+            // The writes are in: a block too damaged to pack into stays as it is, and the next
+            // read of it reports the damage.
+            let _ = m.pack(false);
         }
         Ok(())
     }
@@ -948,6 +1112,16 @@ mod tests {
     /// was packed when: puts, overwrites and deletions of packed and recent entries, snapshots.
     #[test]
     fn sim_store_reads_as_one_store_across_packing() {
+        reads_as_one_sim_store(300);
+    }
+
+    /// The same with values large enough that a wallet spans many blocks.
+    #[test]
+    fn sim_store_reads_as_one_store_across_blocks() {
+        reads_as_one_sim_store(3000);
+    }
+
+    fn reads_as_one_sim_store(max_value: usize) {
         use rand::{RngExt, SeedableRng};
         let store = SimStore::new();
         let model = tongbao::store::MemStore::new();
@@ -971,7 +1145,7 @@ mod tests {
                     a.delete(k.clone());
                     b.delete(k);
                 } else {
-                    let v = vec![rng.random_range(0..255u8); rng.random_range(0..300)];
+                    let v = vec![rng.random_range(0..255u8); rng.random_range(0..max_value)];
                     a.put(k.clone(), v.clone());
                     b.put(k, v);
                 }
@@ -1037,14 +1211,72 @@ mod tests {
         store.rest();
         assert_eq!(store.get(b"o/00000007").expect("get"), None);
         assert_eq!(store.scan_prefix(b"o/").expect("scan").len(), 199);
-        // Damaged.
+        // Damaged: reads are an error, not a panic; a write still lands, and resting leaves
+        // the damaged block as it is.
         store.rest();
         if let Ok(mut m) = store.inner.lock() {
-            m.cold = Some(vec![0xff; 9].into_boxed_slice());
+            for b in &mut m.blocks {
+                b.cold = Some(vec![0xff; 9].into_boxed_slice());
+            }
         }
         assert!(store.get(b"o/00000001").is_err());
         assert!(store.scan_prefix(b"").is_err());
-        assert!(store.commit(Batch::new()).is_err());
+        let mut b = Batch::new();
+        b.put(b"p/1".to_vec(), b"new".to_vec());
+        store.commit(b).expect("commit");
+        assert_eq!(store.get(b"p/1").expect("get"), Some(b"new".to_vec()));
+        store.rest();
+        assert!(store.get(b"o/00000001").is_err());
+        assert_eq!(store.get(b"p/1").expect("get"), Some(b"new".to_vec()));
+    }
+
+    /// A wallet larger than a block: a read decompresses only the block it needs, a write only
+    /// rewrites the blocks it falls in, and blocks split as they grow.
+    #[test]
+    fn sim_store_reads_only_the_blocks_it_needs() {
+        let store = SimStore::new();
+        let value = |i: u32| {
+            let mut v = b"a sale of a merchant, with its payment id and amount ".to_vec();
+            v.extend_from_slice(&i.to_be_bytes());
+            v.resize(200, b'.');
+            v
+        };
+        let mut b = Batch::new();
+        for i in 0..2000u32 {
+            b.put(format!("x/{i:08}").into_bytes(), value(i));
+        }
+        store.commit(b).expect("commit");
+        store.rest();
+        let blocks = store.inner.lock().map(|m| m.blocks.len()).expect("lock");
+        assert!(blocks >= 12, "{blocks} blocks for about 430 KB");
+        assert_eq!(store.thawed_bytes(), 0);
+        assert_eq!(store.get(b"x/00001234").expect("get"), Some(value(1234)));
+        let thawed = store.thawed_bytes();
+        assert!(thawed > 0 && thawed <= BLOCK_BYTES, "{thawed}");
+        // Writes land in recent; packing rewrites only the blocks they fall in.
+        let mut b = Batch::new();
+        b.put(b"x/00000010x".to_vec(), value(7));
+        b.delete(b"x/00001999".to_vec());
+        store.commit(b).expect("commit");
+        let before: Vec<Option<Box<[u8]>>> = store
+            .inner
+            .lock()
+            .map(|m| m.blocks.iter().map(|b| b.cold.clone()).collect())
+            .expect("lock");
+        store.rest();
+        let after: Vec<Option<Box<[u8]>>> = store
+            .inner
+            .lock()
+            .map(|m| m.blocks.iter().map(|b| b.cold.clone()).collect())
+            .expect("lock");
+        // The first block (which the new key falls in, full, so split in two) and the last one
+        // are written afresh; every other keeps its compressed bytes.
+        let kept = after.iter().filter(|a| before.contains(a)).count();
+        assert_eq!(kept, before.len() - 2);
+        assert_eq!(after.len(), before.len() + 1);
+        assert_eq!(store.scan_prefix(b"x/").expect("scan").len(), 2000);
+        assert_eq!(store.get(b"x/00001999").expect("get"), None);
+        assert_eq!(store.get(b"x/00000010x").expect("get"), Some(value(7)));
     }
 
     #[test]
