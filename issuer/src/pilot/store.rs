@@ -491,6 +491,9 @@ const PACK_RATIO: usize = 1024;
 /// a day reads and writes few.
 const BLOCK_BYTES: usize = 32 << 10;
 
+/// Packed bytes of one kind of record at which it has blocks of its own (see [`chunks`]).
+const BLOCK_KIND_BYTES: usize = 8 << 10;
+
 /// A run of a wallet's records packed in key order: each entry is its key's length (two bytes,
 /// big-endian), the key and the value; `at` holds where each entry starts, and a value ends where
 /// the next entry starts (the last at `size`). The bytes are readable (`data`), compressed
@@ -800,18 +803,39 @@ fn merge<'a>(
 }
 
 /// Entries cut into runs of at most [`BLOCK_BYTES`] packed bytes (an entry larger than that is a
-/// run of its own).
+/// run of its own). A kind of record (a key prefix up to its first `/`) that takes at least
+/// [`BLOCK_KIND_BYTES`] here starts and ends its own runs, so the small records beside it (a
+/// shop's keys and counters, read every day) are not in a block of its many older ones.
 fn chunks<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'a [u8])]> {
+    fn kind(k: &[u8]) -> &[u8] {
+        k.iter().position(|&c| c == b'/').map_or(k, |i| &k[..=i])
+    }
+    let size = |(k, v): &(&[u8], &[u8])| 2 + k.len() + v.len();
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, (k, v)) in entries.iter().enumerate() {
-        let n = 2 + k.len() + v.len();
-        if i > start && bytes + n > BLOCK_BYTES {
+    let mut i = 0;
+    while i < entries.len() {
+        // The run of this kind of record.
+        let this = kind(entries[i].0);
+        let end = i + entries[i..].partition_point(|(k, _)| kind(k) == this);
+        let big = entries[i..end].iter().map(size).sum::<usize>() >= BLOCK_KIND_BYTES;
+        if big && i > start {
             out.push(&entries[start..i]);
-            start = i;
-            bytes = 0;
+            (start, bytes) = (i, 0);
         }
-        bytes += n;
+        for (j, e) in entries.iter().enumerate().take(end).skip(i) {
+            let n = size(e);
+            if j > start && bytes + n > BLOCK_BYTES {
+                out.push(&entries[start..j]);
+                (start, bytes) = (j, 0);
+            }
+            bytes += n;
+        }
+        if big && end > start {
+            out.push(&entries[start..end]);
+            (start, bytes) = (end, 0);
+        }
+        i = end;
     }
     if start < entries.len() {
         out.push(&entries[start..]);
@@ -1245,11 +1269,18 @@ mod tests {
         for i in 0..2000u32 {
             b.put(format!("x/{i:08}").into_bytes(), value(i));
         }
+        for i in 0..5u32 {
+            b.put(format!("m/key-{i}").into_bytes(), vec![7; 40]);
+        }
         store.commit(b).expect("commit");
         store.rest();
         let blocks = store.inner.lock().map(|m| m.blocks.len()).expect("lock");
         assert!(blocks >= 12, "{blocks} blocks for about 430 KB");
         assert_eq!(store.thawed_bytes(), 0);
+        // The few small records of another kind are a block of their own.
+        assert_eq!(store.get(b"m/key-3").expect("get"), Some(vec![7; 40]));
+        assert!(store.thawed_bytes() < 1024, "{}", store.thawed_bytes());
+        store.rest();
         assert_eq!(store.get(b"x/00001234").expect("get"), Some(value(1234)));
         let thawed = store.thawed_bytes();
         assert!(thawed > 0 && thawed <= BLOCK_BYTES, "{thawed}");
@@ -1269,8 +1300,8 @@ mod tests {
             .lock()
             .map(|m| m.blocks.iter().map(|b| b.cold.clone()).collect())
             .expect("lock");
-        // The first block (which the new key falls in, full, so split in two) and the last one
-        // are written afresh; every other keeps its compressed bytes.
+        // The first block of sales (which the new key falls in, full, so split in two) and the
+        // last one are written afresh; every other keeps its compressed bytes.
         let kept = after.iter().filter(|a| before.contains(a)).count();
         assert_eq!(kept, before.len() - 2);
         assert_eq!(after.len(), before.len() + 1);
