@@ -769,7 +769,8 @@ impl Inner {
     }
 
     fn rest(&mut self) {
-        // Damaged bytes are left as they are: the next read or write reports them.
+        // A damaged block is left as it is (and the wallet unpacked): the next read of it reports
+        // the damage.
         let _ = self.pack(true);
     }
 }
