@@ -371,20 +371,14 @@ impl World {
         // falling behind the run.
         super::timing::time("day: checkpoint", || self.iss.store.checkpoint())?;
         // Every wallet the day touched is packed and compressed until it is next used.
-        if super::timing::on() {
-            let sum = |ws: &mut dyn Iterator<Item = &W>| {
-                ws.map(|w| w.store().thawed_bytes())
-                    .filter(|&b| b > 0)
-                    .fold((0, 0), |(n, b), x| (n + 1, b + x))
-            };
-            let (pn, pb) = sum(&mut self.persons.iter().flatten());
-            let (ln, lb) = sum(&mut self.pool.iter());
-            let (sn, sb) = sum(&mut self.shops.iter());
-            super::timing::thawed(
-                d,
-                [("people", pn, pb), ("pools", ln, lb), ("shops", sn, sb)],
-            );
-        }
+        super::timing::thawed(
+            d,
+            [
+                ("people", &mut self.persons.iter().flatten()),
+                ("pools", &mut self.pool.iter()),
+                ("shops", &mut self.shops.iter()),
+            ],
+        );
         super::timing::time("day: rest wallets", || {
             self.persons
                 .par_iter()

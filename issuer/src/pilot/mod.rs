@@ -223,16 +223,26 @@ pub(crate) mod timing {
         }
     }
 
-    /// Prints, when timing is on, what the day's wallets held decompressed before they rest:
-    /// (wallets, bytes of packed records) for people, pools and shops.
-    pub(crate) fn thawed(day: u32, kinds: [(&str, usize, usize); 3]) {
-        if on() {
-            let parts: Vec<String> = kinds
-                .iter()
-                .map(|(k, n, b)| format!("{k} {n} ({} MB)", b >> 20))
-                .collect();
-            eprintln!("  day {day}: thawed before rest: {}", parts.join(", "));
+    /// Prints, when timing is on, what the day's wallets hold decompressed before they rest:
+    /// wallets and bytes of readable packed records, by kind of wallet.
+    pub(crate) fn thawed(
+        day: u32,
+        kinds: [(&str, &mut dyn Iterator<Item = &super::engine::W>); 3],
+    ) {
+        if !on() {
+            return;
         }
+        let parts: Vec<String> = kinds
+            .into_iter()
+            .map(|(kind, wallets)| {
+                let (n, b) = wallets
+                    .map(|w| w.store().thawed_bytes())
+                    .filter(|&b| b > 0)
+                    .fold((0, 0), |(n, b), x| (n + 1, b + x));
+                format!("{kind} {n} ({} MB)", b >> 20)
+            })
+            .collect();
+        eprintln!("  day {day}: thawed before rest: {}", parts.join(", "));
     }
 
     /// Ledger reads that reached sled, by key prefix: (reads, found, seconds).

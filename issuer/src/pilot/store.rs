@@ -548,10 +548,15 @@ impl<'a> Packed<'a> {
     }
 }
 
+/// The packed size of an entry (see [`Block`]).
+fn entry_bytes((k, v): &(&[u8], &[u8])) -> usize {
+    2 + k.len() + v.len()
+}
+
 impl Block {
     /// Packs `entries` (in key order, at least one) into a readable block.
     fn build(entries: &[(&[u8], &[u8])]) -> Block {
-        let bytes = entries.iter().map(|(k, v)| 2 + k.len() + v.len()).sum();
+        let bytes = entries.iter().map(entry_bytes).sum();
         let mut data = Vec::with_capacity(bytes);
         let mut at = Vec::with_capacity(entries.len());
         for (k, v) in entries {
@@ -699,26 +704,24 @@ impl Inner {
     /// when they grow past [`BLOCK_BYTES`], gone when emptied). With `resting`, every block is
     /// left compressed only. Damaged compressed bytes are an error, and nothing changes.
     fn pack(&mut self, resting: bool) -> Result<(), StoreError> {
-        // Block i takes the recent keys below block i + 1's first key.
-        let mut touched = vec![false; self.blocks.len()];
-        {
-            let mut i = 0;
-            for k in self.recent.keys() {
-                while i + 1 < self.blocks.len() && **k >= *self.blocks[i + 1].first {
-                    i += 1;
-                }
-                if let Some(t) = touched.get_mut(i) {
-                    *t = true;
-                }
+        // How many recent writes (in key order) fall in each block: block i takes the keys below
+        // block i + 1's first key; with no block yet, they are all past every block.
+        let mut counts = vec![0usize; self.blocks.len()];
+        let mut i = 0;
+        for k in self.recent.keys() {
+            while i + 1 < self.blocks.len() && **k >= *self.blocks[i + 1].first {
+                i += 1;
+            }
+            if let Some(c) = counts.get_mut(i) {
+                *c += 1;
             }
         }
-        for (b, _) in self.blocks.iter_mut().zip(&touched).filter(|(_, t)| **t) {
+        for (b, _) in self.blocks.iter_mut().zip(&counts).filter(|(_, c)| **c > 0) {
             b.thaw()?;
         }
         let recent = std::mem::take(&mut self.recent);
         let old = std::mem::take(&mut self.blocks);
-        let bounds: Vec<Box<[u8]>> = old.iter().skip(1).map(|b| b.first.clone()).collect();
-        let mut writes = recent.iter().map(|(k, v)| (&**k, v.as_deref())).peekable();
+        let mut writes = recent.iter().map(|(k, v)| (&**k, v.as_deref()));
         let mut blocks = Vec::with_capacity(old.len());
         let add = |c: &[(&[u8], &[u8])], blocks: &mut Vec<Block>| {
             let mut b = Block::build(c);
@@ -727,16 +730,8 @@ impl Inner {
             }
             blocks.push(b);
         };
-        for (i, mut b) in old.into_iter().enumerate() {
-            let mut mine = Vec::new();
-            while let Some(&(k, v)) = writes.peek() {
-                if bounds.get(i).is_some_and(|f| k >= &**f) {
-                    break;
-                }
-                mine.push((k, v));
-                writes.next();
-            }
-            if mine.is_empty() {
+        for (mut b, n) in old.into_iter().zip(counts) {
+            if n == 0 {
                 if resting {
                     b.rest();
                 }
@@ -745,16 +740,20 @@ impl Inner {
             }
             let mut live: Vec<(&[u8], &[u8])> = Vec::new();
             let entries = b.packed().map(|p| (0..p.len()).map(move |j| p.entry(j)));
-            merge(entries.into_iter().flatten(), mine.into_iter(), |k, v| {
-                if let Some(v) = v {
-                    live.push((k, v));
-                }
-            });
+            merge(
+                entries.into_iter().flatten(),
+                writes.by_ref().take(n),
+                |k, v| {
+                    if let Some(v) = v {
+                        live.push((k, v));
+                    }
+                },
+            );
             for c in chunks(&live) {
                 add(c, &mut blocks);
             }
         }
-        // Writes past every block (all of them when there is none yet).
+        // The writes when there was no block yet.
         let live: Vec<(&[u8], &[u8])> = writes.filter_map(|(k, v)| v.map(|v| (k, v))).collect();
         for c in chunks(&live) {
             add(c, &mut blocks);
@@ -777,9 +776,9 @@ impl Inner {
 
 /// Merges packed entries with recent writes over them (both in key order): `f` sees every key
 /// once, with the recent value where there is one (`None`: deleted).
-fn merge<'a>(
-    packed: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    recent: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+fn merge<'a, 'p: 'a, 'r: 'a>(
+    packed: impl Iterator<Item = (&'p [u8], &'p [u8])>,
+    recent: impl Iterator<Item = (&'r [u8], Option<&'r [u8]>)>,
     mut f: impl FnMut(&'a [u8], Option<&'a [u8]>),
 ) {
     let mut p = packed.peekable();
@@ -811,7 +810,6 @@ fn chunks<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'
     fn kind(k: &[u8]) -> &[u8] {
         k.iter().position(|&c| c == b'/').map_or(k, |i| &k[..=i])
     }
-    let size = |(k, v): &(&[u8], &[u8])| 2 + k.len() + v.len();
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     let mut i = 0;
@@ -819,13 +817,13 @@ fn chunks<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'
         // The run of this kind of record.
         let this = kind(entries[i].0);
         let end = i + entries[i..].partition_point(|(k, _)| kind(k) == this);
-        let big = entries[i..end].iter().map(size).sum::<usize>() >= BLOCK_KIND_BYTES;
+        let big = entries[i..end].iter().map(entry_bytes).sum::<usize>() >= BLOCK_KIND_BYTES;
         if big && i > start {
             out.push(&entries[start..i]);
             (start, bytes) = (i, 0);
         }
         for (j, e) in entries.iter().enumerate().take(end).skip(i) {
-            let n = size(e);
+            let n = entry_bytes(e);
             if j > start && bytes + n > BLOCK_BYTES {
                 out.push(&entries[start..j]);
                 (start, bytes) = (j, 0);
