@@ -50,9 +50,51 @@ fn verify_payment_cached(c: &mut Criterion) {
     });
 }
 
+/// Batches of signatures: `tongbao::crypto::verify_batch` (one point per distinct key) beside
+/// ed25519-dalek's `verify_batch`, for batches signed by one key (the issuer's notes, certificates
+/// and confirmations), by three, and by as many keys as signatures (nothing to share).
+fn verify_batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("verify_batch");
+    for (n, signers) in [
+        (64usize, 1usize),
+        (64, 3),
+        (64, 64),
+        (256, 1),
+        (256, 3),
+        (256, 128),
+    ] {
+        let keys: Vec<_> = (0..signers)
+            .map(|i| tongbao::testkit::key(u8::try_from(i + 1).expect("small")))
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("bench {i}").into_bytes()).collect();
+        let sigs: Vec<_> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| keys[i % signers].sign(m))
+            .collect();
+        let pubs: Vec<_> = (0..n).map(|i| keys[i % signers].public()).collect();
+        let (k, m, s): (Vec<_>, Vec<&[u8]>, Vec<_>) = (
+            pubs.iter().collect(),
+            msgs.iter().map(Vec::as_slice).collect(),
+            sigs.iter().collect(),
+        );
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_function(format!("tongbao/{n}_by_{signers}_keys"), |b| {
+            b.iter(|| assert!(tongbao::crypto::verify_batch(&k, &m, &s)))
+        });
+        let dk: Vec<_> = pubs.iter().map(|p| *p.dalek()).collect();
+        let ds: Vec<_> = sigs.iter().map(|s| s.dalek()).collect();
+        g.bench_function(format!("dalek/{n}_by_{signers}_keys"), |b| {
+            b.iter(|| assert!(ed25519_dalek::verify_batch(&m, &ds, &dk).is_ok()))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     verify_payment,
+    verify_batch,
     verify_strict_baseline,
     verify_payment_cached
 );

@@ -506,6 +506,92 @@ impl SigMemo {
     }
 }
 
+/// Checks many signatures at once: true only if every one satisfies the cofactorless ed25519
+/// equation `[s]B = R + [k]A` with `s` canonical (`k` = SHA-512(R ‖ A ‖ M) mod ℓ), the equation
+/// ed25519-dalek's `verify_batch` checks. The checks `verify_strict` makes beyond it (`R` canonical
+/// and not of small order, keys not weak) are the caller's (`protocol::coin`).
+///
+/// Written here rather than calling `verify_batch` for one reason: signatures by the same key
+/// share its point. The batch equation is one multiscalar multiplication,
+/// `[-Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢkᵢ]Aᵢ = 0` with random 128-bit weights `zᵢ`; `verify_batch` has a
+/// point `Aᵢ` for every signature, while here each distinct key is one point whose scalar is the
+/// sum of its signatures' `zᵢkᵢ` (the same sum, by distributivity). The cost of the multiplication
+/// grows with its points, and in this system most batches repeat keys: notes, certificates and
+/// confirmations are all signed by the issuer, and a payment's signature and its coins' transfers
+/// by one payer, so a batch has about a third to a half fewer points.
+///
+/// The weights are drawn as `verify_batch` draws them: from a hash of every input (here blake3
+/// with its own context string over each `SHA-512(R ‖ A ‖ M)` and each `s`), so that whoever picks
+/// the signatures cannot pick them to cancel out without knowing the weights first.
+pub fn verify_batch(keys: &[&PublicKey], msgs: &[&[u8]], sigs: &[&Signature]) -> bool {
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+    use ed25519_dalek::{Digest, Sha512};
+
+    let n = sigs.len();
+    if keys.len() != n || msgs.len() != n {
+        return false;
+    }
+    let mut weights = blake3::Hasher::new_derive_key("tongbao 2026 ed25519 batch weights");
+    let mut rs = Vec::with_capacity(n);
+    let mut ss = Vec::with_capacity(n);
+    let mut ks = Vec::with_capacity(n);
+    for ((key, msg), sig) in keys.iter().zip(msgs).zip(sigs) {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&sig.0[..32]);
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&sig.0[32..]);
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s)) else {
+            return false;
+        };
+        let Some(r_point) = CompressedEdwardsY(r).decompress() else {
+            return false;
+        };
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(key.as_bytes());
+        h.update(msg);
+        let hram: [u8; 64] = h.finalize().into();
+        weights.update(&hram);
+        rs.push(r_point);
+        ss.push(s);
+        ks.push(Scalar::from_bytes_mod_order_wide(&hram));
+    }
+    for s in &ss {
+        weights.update(s.as_bytes());
+    }
+    let mut stream = weights.finalize_xof();
+    let zs: Vec<Scalar> = (0..n)
+        .map(|_| {
+            let mut z = [0u8; 16];
+            stream.fill(&mut z);
+            Scalar::from(u128::from_le_bytes(z))
+        })
+        .collect();
+
+    // One point per distinct key, its scalar the sum of its signatures' zᵢkᵢ.
+    let mut key_points: Vec<(&[u8; 32], EdwardsPoint, Scalar)> = Vec::new();
+    let mut slot: std::collections::HashMap<&[u8; 32], usize> = std::collections::HashMap::new();
+    for ((key, k), z) in keys.iter().zip(&ks).zip(&zs) {
+        let bytes = key.as_bytes();
+        let i = *slot.entry(bytes).or_insert_with(|| {
+            key_points.push((bytes, key.0.to_edwards(), Scalar::ZERO));
+            key_points.len() - 1
+        });
+        key_points[i].2 += z * k;
+    }
+    let b_coefficient: Scalar = ss.iter().zip(&zs).map(|(s, z)| s * z).sum();
+
+    let scalars = std::iter::once(-b_coefficient)
+        .chain(zs.iter().copied())
+        .chain(key_points.iter().map(|(_, _, c)| *c));
+    let points = std::iter::once(curve25519_dalek::constants::ED25519_BASEPOINT_POINT)
+        .chain(rs)
+        .chain(key_points.iter().map(|(_, p, _)| *p));
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+}
+
 /// Whether the encoded `y` (the low 255 bits, little-endian) is below p = 2^255 - 19, i.e. the
 /// encoding is the canonical one. (The other way to encode a point twice, a set sign bit with
 /// x = 0, only exists for the two small-order points with y = ±1, which are refused as weak.)
@@ -793,5 +879,150 @@ mod tests {
         let sig = sk.sign(b"hello");
         assert!(sk.public().verify(b"hello", &sig, "m").is_ok());
         assert!(sk.public().verify(b"hellp", &sig, "m").is_err());
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use curve25519_dalek::scalar::Scalar;
+
+    /// `n` signatures by `signers` keys in turn, each over a message of its own.
+    fn batch(n: usize, signers: u8) -> (Vec<PublicKey>, Vec<Vec<u8>>, Vec<Signature>) {
+        let keys: Vec<SecretKey> = (0..signers)
+            .map(|i| SecretKey::from_seed(&[i + 1; 32]))
+            .collect();
+        let mut pks = Vec::new();
+        let mut msgs = Vec::new();
+        let mut sigs = Vec::new();
+        for i in 0..n {
+            let k = &keys[i % keys.len()];
+            let msg = format!("tongbao batch test message {i}").into_bytes();
+            sigs.push(k.sign(&msg));
+            pks.push(k.public());
+            msgs.push(msg);
+        }
+        (pks, msgs, sigs)
+    }
+
+    fn check(pks: &[PublicKey], msgs: &[Vec<u8>], sigs: &[Signature]) -> bool {
+        let k: Vec<&PublicKey> = pks.iter().collect();
+        let m: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let s: Vec<&Signature> = sigs.iter().collect();
+        verify_batch(&k, &m, &s)
+    }
+
+    /// ed25519-dalek's own batch verdict, for comparison.
+    fn dalek(pks: &[PublicKey], msgs: &[Vec<u8>], sigs: &[Signature]) -> bool {
+        let k: Vec<VerifyingKey> = pks.iter().map(|p| p.0).collect();
+        let m: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let s: Vec<ed25519_dalek::Signature> = sigs.iter().map(Signature::dalek).collect();
+        ed25519_dalek::verify_batch(&m, &s, &k).is_ok()
+    }
+
+    #[test]
+    fn good_batches_pass_with_repeated_and_distinct_keys() {
+        for (n, signers) in [(1, 1), (2, 1), (2, 2), (64, 1), (64, 3), (64, 64), (300, 7)] {
+            let (p, m, s) = batch(n, signers);
+            assert!(check(&p, &m, &s), "{n} signatures by {signers} keys");
+            assert!(dalek(&p, &m, &s));
+        }
+    }
+
+    #[test]
+    fn any_one_bad_signature_fails_the_batch_as_dalek_does() {
+        for signers in [1, 2, 5] {
+            let (p, m, s) = batch(20, signers);
+            for i in 0..20 {
+                // A wrong message, a flipped bit in R or in s, the signature of another item.
+                let mut m2 = m.clone();
+                m2[i].push(b'!');
+                let mut r = s.clone();
+                r[i].0[3] ^= 0x10;
+                let mut sb = s.clone();
+                sb[i].0[40] ^= 0x01;
+                let mut swapped = s.clone();
+                swapped[i] = s[(i + 1) % 20];
+                for (what, mm, ss) in [
+                    ("message", &m2, &s),
+                    ("R", &m, &r),
+                    ("s", &m, &sb),
+                    ("swapped", &m, &swapped),
+                ] {
+                    assert!(!check(&p, mm, ss), "{what} of item {i}, {signers} signers");
+                    assert!(!dalek(&p, mm, ss), "{what} of item {i}, dalek");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_signature_under_the_wrong_key_fails() {
+        // Signed by key 1, claimed under key 2 (both keys appear elsewhere in the batch).
+        let (mut p, m, s) = batch(10, 2);
+        p.swap(0, 1);
+        assert!(!check(&p, &m, &s));
+    }
+
+    #[test]
+    fn errors_that_cancel_in_the_sum_of_s_still_fail() {
+        // Two signatures by the same key, one s raised by d and the other lowered by d: the sum
+        // of the s values is unchanged, so only the random weights catch it.
+        let (p, m, mut s) = batch(8, 1);
+        let d = Scalar::from(12345u64);
+        let read = |sig: &Signature| {
+            let mut b = [0u8; 32];
+            b.copy_from_slice(&sig.0[32..]);
+            Scalar::from_bytes_mod_order(b)
+        };
+        let s0 = read(&s[0]) + d;
+        let s1 = read(&s[1]) - d;
+        s[0].0[32..].copy_from_slice(s0.as_bytes());
+        s[1].0[32..].copy_from_slice(s1.as_bytes());
+        assert!(!check(&p, &m, &s));
+    }
+
+    #[test]
+    fn non_canonical_s_and_r_off_the_curve_fail() {
+        let (p, m, s) = batch(4, 2);
+        // s + ℓ: the same value mod ℓ, not canonical (dalek's verify_strict refuses it too).
+        let mut big = s.clone();
+        let mut b = [0u8; 32];
+        b.copy_from_slice(&s[2].0[32..]);
+        let plus_l = {
+            // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+            let l: [u8; 32] = [
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+                0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ];
+            let mut out = [0u8; 32];
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = u16::from(b[i]) + u16::from(l[i]) + carry;
+                out[i] = (v & 0xff) as u8;
+                carry = v >> 8;
+            }
+            out
+        };
+        big[2].0[32..].copy_from_slice(&plus_l);
+        assert!(!check(&p, &m, &big));
+        // An R whose y has no x on the curve (y = 2 is not a valid point).
+        let mut off = s.clone();
+        let mut y = [0u8; 32];
+        y[0] = 2;
+        off[1].0[..32].copy_from_slice(&y);
+        assert!(
+            curve25519_dalek::edwards::CompressedEdwardsY(y)
+                .decompress()
+                .is_none()
+        );
+        assert!(!check(&p, &m, &off));
+    }
+
+    #[test]
+    fn mismatched_lengths_fail() {
+        let (p, m, s) = batch(3, 1);
+        assert!(!check(&p[..2], &m, &s));
+        assert!(!check(&p, &m[..2], &s));
     }
 }
