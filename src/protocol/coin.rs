@@ -166,10 +166,11 @@ fn verify_halving(checks: &[SigCheck], out: &mut Vec<bool>) {
     verify_halving(b, out);
 }
 
-/// Signatures per batch in [`verify_each`]. Batches repeat keys (the issuer's above all), which
-/// `crypto::verify_batch` counts once, and from about 190 points on the multiplication switches to
-/// Pippenger's method: 256 checks about 15% faster per signature than 64 (measured with issuer-
-/// signed batches; `crypto::batch_tests::batch_speed`).
+/// Signatures per batch in [`verify_each`]. `crypto::verify_batch` counts each distinct key once,
+/// so a larger batch shares more keys (a batch of payments' checks holds each payer's key once
+/// however many of its signatures it holds); past about 190 points curve25519-dalek switches to
+/// Pippenger's method. Per signature, 256 by one key is about 2.5% faster than 64 by one key
+/// (`cargo bench --bench verify -- verify_batch`); a failed batch is halved, not rechecked whole.
 pub const EACH_BATCH: usize = 256;
 
 /// Whether a signature's `R` is canonically encoded and is not a point of small order (the checks
