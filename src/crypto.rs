@@ -506,8 +506,9 @@ impl SigMemo {
     }
 }
 
-/// Checks many signatures at once: true only if every one satisfies the cofactorless ed25519
-/// equation `[s]B = R + [k]A` with `s` canonical (`k` = SHA-512(R ‖ A ‖ M) mod ℓ), the equation
+/// Checks many signatures at once: true if every one satisfies (and, but for a chance of about
+/// 2^-128 per batch, only if every one satisfies) the cofactorless ed25519 equation
+/// `[s]B = R + [k]A` with `s` canonical (`k` = SHA-512(R ‖ A ‖ M) mod ℓ), the equation
 /// ed25519-dalek's `verify_batch` checks. The checks `verify_strict` makes beyond it (`R` canonical
 /// and not of small order, keys not weak) are the caller's (`protocol::coin`).
 ///
@@ -571,24 +572,23 @@ pub fn verify_batch(keys: &[&PublicKey], msgs: &[&[u8]], sigs: &[&Signature]) ->
         .collect();
 
     // One point per distinct key, its scalar the sum of its signatures' zᵢkᵢ.
-    let mut key_points: Vec<(&[u8; 32], EdwardsPoint, Scalar)> = Vec::new();
+    let mut key_points: Vec<(EdwardsPoint, Scalar)> = Vec::new();
     let mut slot: std::collections::HashMap<&[u8; 32], usize> = std::collections::HashMap::new();
     for ((key, k), z) in keys.iter().zip(&ks).zip(&zs) {
-        let bytes = key.as_bytes();
-        let i = *slot.entry(bytes).or_insert_with(|| {
-            key_points.push((bytes, key.0.to_edwards(), Scalar::ZERO));
+        let i = *slot.entry(key.as_bytes()).or_insert_with(|| {
+            key_points.push((key.0.to_edwards(), Scalar::ZERO));
             key_points.len() - 1
         });
-        key_points[i].2 += z * k;
+        key_points[i].1 += z * k;
     }
     let b_coefficient: Scalar = ss.iter().zip(&zs).map(|(s, z)| s * z).sum();
 
     let scalars = std::iter::once(-b_coefficient)
         .chain(zs.iter().copied())
-        .chain(key_points.iter().map(|(_, _, c)| *c));
+        .chain(key_points.iter().map(|(_, c)| *c));
     let points = std::iter::once(curve25519_dalek::constants::ED25519_BASEPOINT_POINT)
         .chain(rs)
-        .chain(key_points.iter().map(|(_, p, _)| *p));
+        .chain(key_points.iter().map(|(p, _)| *p));
     EdwardsPoint::vartime_multiscalar_mul(scalars, points).is_identity()
 }
 
