@@ -86,21 +86,17 @@ const BATCH_MIN: usize = 2;
 ///
 /// From [`BATCH_MIN`] signatures on, they are checked as one batch (`crypto::verify_batch`: the
 /// equation of ed25519-dalek's `verify_batch`, cofactorless with canonical `s`, with one point per
-/// distinct key; two to three times as fast per signature). What `verify_strict` checks beyond that is done here first: public keys are never
-/// weak (a [`PublicKey`] cannot hold one) and every `R` must be canonically encoded and not of
-/// small order. If the batch fails, the signatures are checked one by one with `verify_strict`, to
+/// distinct key; two to three times as fast per signature). What `verify_strict` checks beyond
+/// that is done here first: public keys are never weak (a [`PublicKey`] cannot hold one) and every
+/// `R` must be canonically encoded and not of small order. If the batch fails, the signatures are checked one by one with `verify_strict`, to
 /// report which one failed.
 ///
 /// Checks this process has already seen pass (the same key, message and signature: a coin's note
 /// and earlier transfers, checked again at every payment of it) are not repeated (`SigMemo` in
 /// `crypto.rs`). Those that pass now are remembered.
 pub fn verify_signatures(checks: &[SigCheck]) -> Result<(), VerifyError> {
-    let todo: Vec<(&SigCheck, Option<SigMemo>)> = checks
-        .iter()
-        .map(|c| (c, SigMemo::of(&c.key, &c.msg, &c.sig)))
-        .filter(|(_, m)| !m.as_ref().is_some_and(SigMemo::known))
-        .collect();
-    let strict = |todo: Vec<(&SigCheck, Option<SigMemo>)>| -> Result<(), VerifyError> {
+    let todo = pending(checks);
+    let strict = |todo: Pending<'_>| -> Result<(), VerifyError> {
         for (c, memo) in todo {
             c.key.verify_uncached(&c.msg, &c.sig, c.what).map_err(|e| {
                 if c.issuer {
@@ -115,23 +111,42 @@ pub fn verify_signatures(checks: &[SigCheck]) -> Result<(), VerifyError> {
         }
         Ok(())
     };
-    if todo.len() < BATCH_MIN || todo.iter().any(|(c, _)| !r_is_sound(&c.sig)) {
+    if todo.len() < BATCH_MIN {
         return strict(todo);
+    }
+    // Else find and name the bad one (or confirm, strictly, that all are good).
+    batch(todo).or_else(strict)
+}
+
+/// The checks of `checks` not already known to have passed, each with its cache entry.
+type Pending<'a> = Vec<(&'a SigCheck, Option<SigMemo>)>;
+
+fn pending(checks: &[SigCheck]) -> Pending<'_> {
+    checks
+        .iter()
+        .map(|c| (c, SigMemo::of(&c.key, &c.msg, &c.sig)))
+        .filter(|(_, m)| !m.as_ref().is_some_and(SigMemo::known))
+        .collect()
+}
+
+/// Checks `todo` as one batch and remembers every check if it passes; hands `todo` back if it
+/// fails or holds an `R` the batch cannot judge as `verify_strict` does.
+fn batch(todo: Pending<'_>) -> Result<(), Pending<'_>> {
+    if todo.iter().any(|(c, _)| !r_is_sound(&c.sig)) {
+        return Err(todo);
     }
     let msgs: Vec<&[u8]> = todo.iter().map(|(c, _)| c.msg.as_slice()).collect();
     let sigs: Vec<&Signature> = todo.iter().map(|(c, _)| &c.sig).collect();
     let keys: Vec<&PublicKey> = todo.iter().map(|(c, _)| &c.key).collect();
-    if crate::crypto::verify_batch(&keys, &msgs, &sigs) {
-        for (_, memo) in todo {
-            if let Some(m) = memo {
-                m.remember();
-            }
-        }
-        Ok(())
-    } else {
-        // Find and name the bad one (or confirm, strictly, that all are good).
-        strict(todo)
+    if !crate::crypto::verify_batch(&keys, &msgs, &sigs) {
+        return Err(todo);
     }
+    for (_, memo) in todo {
+        if let Some(m) = memo {
+            m.remember();
+        }
+    }
+    Ok(())
 }
 
 /// Checks many independent signatures, each an item of its own (registrations, certificates,
@@ -156,9 +171,13 @@ pub fn verify_each(checks: &[SigCheck]) -> Vec<bool> {
 /// Appends the verdicts of `checks` to `out`: all true if they pass as one batch, else those of
 /// each half in turn (a single check's verdict is `verify_strict`'s).
 fn verify_halving(checks: &[SigCheck], out: &mut Vec<bool>) {
-    let ok = verify_signatures(checks).is_ok();
-    if ok || checks.len() == 1 {
-        out.extend(std::iter::repeat_n(ok, checks.len()));
+    if checks.len() == 1 {
+        out.push(verify_signatures(checks).is_ok());
+        return;
+    }
+    // The batch alone: no strict fallback over the whole set before halving it.
+    if batch(pending(checks)).is_ok() {
+        out.extend(std::iter::repeat_n(true, checks.len()));
         return;
     }
     let (a, b) = checks.split_at(checks.len() / 2);
