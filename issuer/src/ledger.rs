@@ -688,6 +688,12 @@ impl<S: Store> Issuer<S> {
         Ok(out)
     }
 
+    /// Value lost to double spends so far (the `losses_fen` of [`Issuer::stats`], without its
+    /// count of every registered wallet, a scan of the whole wallet table).
+    pub fn losses_total(&self) -> Result<Fen, IssuerError> {
+        self.load_u64(keys::LOSSES_TOTAL).map(Fen)
+    }
+
     /// Totals from the ledger.
     pub fn stats(&self) -> Result<LedgerStats, IssuerError> {
         let issued = self.load_u64(keys::ISSUED_TOTAL)?;

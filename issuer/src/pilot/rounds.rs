@@ -385,23 +385,31 @@ fn spendable(w: &W, now: u64) -> u64 {
 }
 
 /// What the ledger says each wallet holds: its live coins, from one pass over the holder index
-/// (holder key, then coin id), their states read on every core.
+/// (holder key, then coin id), their states read on every core in coin order: a city's coins are
+/// millions, far more than sled keeps in memory, and reads in key order load each of its pages
+/// once where reads in holder order load one for nearly every coin.
 fn ledger_holdings(world: &World) -> anyhow::Result<HashMap<[u8; 32], u64>> {
     let store = &world.iss.store;
-    let index = store.scan_prefix(keys::HOLDER)?;
+    let mut index: Vec<([u8; 32], [u8; 32])> = store
+        .scan_prefix(keys::HOLDER)?
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let rest = k.get(keys::HOLDER.len()..).filter(|r| r.len() == 64)?;
+            let (holder, id) = rest.split_at(32);
+            Some((
+                <[u8; 32]>::try_from(id).ok()?,
+                <[u8; 32]>::try_from(holder).ok()?,
+            ))
+        })
+        .collect();
+    index.sort_unstable();
     let live: Vec<Option<([u8; 32], u64)>> = index
         .par_iter()
-        .map(|(k, _)| -> anyhow::Result<Option<([u8; 32], u64)>> {
-            let Some(rest) = k.get(keys::HOLDER.len()..).filter(|r| r.len() == 64) else {
-                return Ok(None);
-            };
-            let (holder, id) = rest.split_at(32);
-            let Ok(holder) = <[u8; 32]>::try_from(holder) else {
-                return Ok(None);
-            };
+        .with_min_len(4096)
+        .map(|(id, holder)| -> anyhow::Result<Option<([u8; 32], u64)>> {
             Ok(match store.get(&keys::with(keys::COIN, id))? {
                 Some(v) => match CoinState::decode(&v) {
-                    Ok(CoinState::Live { value, .. }) => Some((holder, value.0)),
+                    Ok(CoinState::Live { value, .. }) => Some((*holder, value.0)),
                     _ => None,
                 },
                 None => None,
