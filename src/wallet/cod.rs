@@ -193,7 +193,7 @@ impl<S: Store> Wallet<S> {
         let mut b = Batch::new();
         b.put(
             keys::with(keys::REQUEST, &request.request_id.0),
-            RequestRecord::open(&request).to_stored()?,
+            RequestRecord::stored_of(&request)?,
         );
         b.put(keys::with(keys::ORDER, &oid.0), json(&rec)?);
         self.push_history(

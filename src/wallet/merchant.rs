@@ -220,7 +220,7 @@ impl<S: Store> Wallet<S> {
         let mut b = Batch::new();
         b.put(
             keys::with(keys::REQUEST, &q.request_id.0),
-            RequestRecord::open(&q).to_stored()?,
+            RequestRecord::stored_of(&q)?,
         );
         b.put(keys::STATIC_CODE, q.request_id.0.to_vec());
         self.push_history(

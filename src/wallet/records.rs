@@ -94,6 +94,14 @@ impl OutboxEntry {
     /// The record for a payment just made.
     pub fn of(p: &Payment, id: &crate::crypto::Id) -> OutboxEntry {
         OutboxEntry {
+            payment_hex: hex::encode(p.to_bytes()),
+            ..OutboxEntry::of_fields(p, id)
+        }
+    }
+
+    /// [`OutboxEntry::of`] without the payment's bytes.
+    fn of_fields(p: &Payment, id: &crate::crypto::Id) -> OutboxEntry {
+        OutboxEntry {
             payment_id: id.to_hex(),
             payee: p.payee.address(),
             amount_fen: p.amount.0,
@@ -102,7 +110,7 @@ impl OutboxEntry {
             receipt_time: None,
             reported_in: None,
             settled_at: None,
-            payment_hex: hex::encode(p.to_bytes()),
+            payment_hex: String::new(),
         }
     }
 
@@ -125,18 +133,36 @@ impl OutboxEntry {
             return Err(corrupt("payee"));
         }
         let payment = hex::decode(&self.payment_hex).map_err(|_| corrupt("payment"))?;
+        Ok(self.stored_with(&id, &request, reported.as_ref(), &payment))
+    }
+
+    /// The stored record of a payment just made: the bytes of `of(p, id).to_stored()`, without
+    /// the round trip through hex (a payment's bytes are most of the record).
+    pub(crate) fn stored_of(p: &Payment, id: &crate::crypto::Id) -> Vec<u8> {
+        // A payee address is always far shorter than the 255 bytes its length byte allows.
+        OutboxEntry::of_fields(p, id).stored_with(&id.0, &p.request_id.0, None, &p.to_bytes())
+    }
+
+    /// The binary layout of [`OutboxEntry::to_stored`], from the ids and payment bytes decoded.
+    fn stored_with(
+        &self,
+        id: &[u8; 32],
+        request: &[u8; 16],
+        reported: Option<&[u8; 16]>,
+        payment: &[u8],
+    ) -> Vec<u8> {
         let mut v = Vec::with_capacity(150 + payment.len());
         v.put_u8(RECORD_BINARY);
-        v.put_raw(&id);
+        v.put_raw(id);
         v.put_var8(self.payee.as_bytes());
         v.put_u64(self.amount_fen);
         v.put_u64(self.time);
-        v.put_raw(&request);
+        v.put_raw(request);
         put_option(&mut v, self.receipt_time.map(u64::to_be_bytes).as_ref());
-        put_option(&mut v, reported.as_ref());
+        put_option(&mut v, reported);
         put_option(&mut v, self.settled_at.map(u64::to_be_bytes).as_ref());
-        v.put_raw(&payment);
-        Ok(v)
+        v.put_raw(payment);
+        v
     }
 
     /// The entry and the payment's bytes (empty once settled).
@@ -259,12 +285,20 @@ impl RequestRecord {
     /// The record of a fresh request.
     pub fn open(r: &PaymentRequest) -> RequestRecord {
         RequestRecord {
+            code: r.to_code(),
+            ..RequestRecord::open_fields(r)
+        }
+    }
+
+    /// [`RequestRecord::open`] without the code.
+    fn open_fields(r: &PaymentRequest) -> RequestRecord {
+        RequestRecord {
             request_id: r.request_id.to_hex(),
             amount_fen: r.amount.0,
             memo: r.memo.clone(),
             expires_at: r.expires_at,
             paid_by: None,
-            code: r.to_code(),
+            code: String::new(),
             created_at: r.created_at,
             paid: Vec::new(),
         }
@@ -279,9 +313,6 @@ impl RequestRecord {
     /// the end (none once a dynamic request is paid), from which its code is written again.
     pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
         let corrupt = |what: &str| WalletError::Corrupt(format!("request record: bad {what}"));
-        let id32 = |h: &str| -> Result<[u8; 32], WalletError> {
-            hex_array(h).ok_or_else(|| corrupt("payment id"))
-        };
         let request: [u8; 16] = hex_array(&self.request_id).ok_or_else(|| corrupt("request id"))?;
         if self.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
             return Err(corrupt("memo"));
@@ -292,9 +323,32 @@ impl RequestRecord {
                 .map_err(|_| corrupt("code"))?
                 .to_bytes(),
         };
+        self.stored_with(&request, &bytes)
+    }
+
+    /// The stored record of a fresh request: the bytes of `open(r).to_stored()`, without
+    /// writing its code and reading it back.
+    pub(crate) fn stored_of(r: &PaymentRequest) -> Result<Vec<u8>, WalletError> {
+        let record = RequestRecord {
+            code: String::new(),
+            ..RequestRecord::open_fields(r)
+        };
+        if record.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
+            return Err(WalletError::Corrupt("request record: bad memo".into()));
+        }
+        record.stored_with(&r.request_id.0, &r.to_bytes())
+    }
+
+    /// The binary layout of [`RequestRecord::to_stored`], from the request id and the request's
+    /// canonical bytes.
+    fn stored_with(&self, request: &[u8; 16], bytes: &[u8]) -> Result<Vec<u8>, WalletError> {
+        let corrupt = |what: &str| WalletError::Corrupt(format!("request record: bad {what}"));
+        let id32 = |h: &str| -> Result<[u8; 32], WalletError> {
+            hex_array(h).ok_or_else(|| corrupt("payment id"))
+        };
         let mut v = Vec::with_capacity(64 + self.memo.len() + bytes.len() + 32 * self.paid.len());
         v.put_u8(RECORD_BINARY);
-        v.put_raw(&request);
+        v.put_raw(request);
         v.put_u64(self.amount_fen);
         v.put_u64(self.expires_at);
         v.put_u64(self.created_at);
@@ -305,7 +359,7 @@ impl RequestRecord {
         for p in &self.paid {
             v.put_raw(&id32(p)?);
         }
-        v.put_raw(&bytes);
+        v.put_raw(bytes);
         Ok(v)
     }
 
@@ -511,6 +565,43 @@ mod tests {
     fn entry() -> (OutboxEntry, Payment) {
         let (p, _) = Fixture::new().payment_n_by_hops(2, 1);
         (OutboxEntry::of(&p, &p.id()), p)
+    }
+
+    /// The record a fresh request writes without its code is the same bytes, and reads back as
+    /// the record with the code.
+    #[test]
+    fn request_record_of_a_fresh_request_is_the_same_bytes_without_its_code() {
+        let shop = crate::crypto::SecretKey::from_seed(&[9; 32]);
+        for memo in ["", "table 4", "\u{4e2d}\u{6587}"] {
+            let r = PaymentRequest::sign(
+                &shop,
+                crate::Fen(1234),
+                crate::crypto::Nonce([7; 16]),
+                memo.to_string(),
+                100,
+                400,
+            );
+            let stored = RequestRecord::stored_of(&r).expect("stored");
+            let via_code = RequestRecord::open(&r).to_stored().expect("stored");
+            assert_eq!(stored, via_code);
+            let back = RequestRecord::from_stored(&stored).expect("reads");
+            assert_eq!(back.code, r.to_code());
+        }
+    }
+
+    /// The record a payment writes without the hex round trip is the same bytes, and reads back
+    /// as the entry and the payment.
+    #[test]
+    fn outbox_record_of_a_new_payment_is_the_same_bytes_without_hex() {
+        for (coins, hops) in [(1, 0), (2, 1), (3, 4)] {
+            let (p, _) = Fixture::new().payment_n_by_hops(coins, hops);
+            let stored = OutboxEntry::stored_of(&p, &p.id());
+            let via_hex = OutboxEntry::of(&p, &p.id()).to_stored().expect("stored");
+            assert_eq!(stored, via_hex);
+            let (e, bytes) = OutboxEntry::parse(&stored).expect("parses");
+            assert_eq!(bytes, p.to_bytes());
+            assert_eq!(e.payment_id, p.id().to_hex());
+        }
     }
 
     #[test]
