@@ -87,6 +87,12 @@ pub trait Store {
     }
     /// Applies `batch` atomically; returns only once it is durable.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Whether the store keeps a wallet's local history (`h/` and its sequence number). A
+    /// device's store does; a simulation's, which no user reads, may not, and the wallet then
+    /// does not write it.
+    fn keeps_history(&self) -> bool {
+        true
+    }
 }
 
 /// Where a range scan under `prefix` after `after` starts: the first key under the prefix, or
@@ -331,6 +337,9 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
+    }
+    fn keeps_history(&self) -> bool {
+        (**self).keeps_history()
     }
 }
 

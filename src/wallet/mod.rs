@@ -472,11 +472,10 @@ impl<S: Store> Wallet<S> {
             now,
             expires_at,
         );
-        let rec = RequestRecord::open(&req);
         let mut b = Batch::new();
         b.put(
             keys::with(keys::REQUEST, &req.request_id.0),
-            rec.to_stored()?,
+            RequestRecord::stored_of(&req)?,
         );
         self.push_history(
             &mut b,
@@ -588,13 +587,17 @@ impl<S: Store> Wallet<S> {
         &self.secret
     }
 
-    /// Appends a history entry to `b` (sequence numbers are allocated inside the same batch).
+    /// Appends a history entry to `b` (sequence numbers are allocated inside the same batch),
+    /// if the store keeps history ([`Store::keeps_history`]).
     pub(crate) fn push_history(
         &self,
         b: &mut Batch,
         now: u64,
         mut e: HistoryEntry,
     ) -> Result<(), WalletError> {
+        if !self.store.keeps_history() {
+            return Ok(());
+        }
         let seq = self.load_u64(keys::SEQ)? + 1;
         // Several entries in one batch: count the ones already queued.
         let queued = b
@@ -625,4 +628,58 @@ fn seed_key(seed: &[u8]) -> Result<SecretKey, WalletError> {
         .try_into()
         .map_err(|_| WalletError::Corrupt("secret key".into()))?;
     Ok(SecretKey::from_seed(&arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::certificate::WalletKind;
+    use crate::store::Pairs;
+    use crate::testkit::{Fixture, NOW};
+    use rand::SeedableRng;
+
+    /// A memory store that says it keeps no history.
+    struct NoHistory(MemStore);
+
+    impl Store for NoHistory {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+            self.0.scan_prefix(prefix)
+        }
+        fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+            self.0.commit(batch)
+        }
+        fn keeps_history(&self) -> bool {
+            false
+        }
+    }
+
+    /// The wallet writes its history (entries and their sequence number) only to a store that
+    /// keeps it.
+    #[test]
+    fn history_is_written_only_where_the_store_keeps_it() {
+        let f = Fixture::new();
+        let kept = MemStore::new();
+        let none = NoHistory(MemStore::new());
+        for (store, keeps) in [(&kept as &dyn Store, true), (&none as &dyn Store, false)] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+            let (w, _) = Wallet::create(
+                store,
+                WalletKind::Merchant,
+                None,
+                f.keyset.clone(),
+                NOW,
+                &mut rng,
+            )
+            .expect("created");
+            w.create_request(Fen(1_250), "tea".into(), 3_600, NOW, &mut rng)
+                .expect("request");
+            let history = store.scan_prefix(keys::HISTORY).expect("scan");
+            assert_eq!(!history.is_empty(), keeps);
+            assert_eq!(store.get(keys::SEQ).expect("get").is_some(), keeps);
+            assert_eq!(w.history().expect("history").is_empty(), !keeps);
+        }
+    }
 }

@@ -210,6 +210,13 @@ pub(crate) mod timing {
         }
     }
 
+    /// Adds `wall` seconds to `step` (for work on a background thread; no CPU or memory figure).
+    pub(crate) fn add(step: &'static str, wall: f64) {
+        if let Ok(mut m) = STEPS.lock() {
+            m.entry(step).or_default().0 += wall;
+        }
+    }
+
     /// Prints, when timing is on, the memory at a checkpoint and what the table it hands to the
     /// ledger writer holds (entries, bytes of keys and values).
     pub(crate) fn checkpoint(what: &str, entries: usize, bytes: usize) {

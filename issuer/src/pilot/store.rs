@@ -171,7 +171,9 @@ impl LedgerStore {
         // Held throughout: one checkpoint at a time (a second one taking the table while the
         // first is handing its own over would drop the first's from the readers' view).
         let mut worker = self.worker.lock().map_err(poisoned)?;
+        let clock = std::time::Instant::now();
         join(worker.take())?;
+        super::timing::add("ledger: wait for the writer", clock.elapsed().as_secs_f64());
         // The day's table becomes the previous one in one step for readers (they look at the
         // day's, then the previous one): between the two, its values would be nowhere.
         let table = {
@@ -225,6 +227,7 @@ impl LedgerStore {
                     .push(filter);
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile.
+                let clock = std::time::Instant::now();
                 let mut ops = table.range(Bound::Unbounded).peekable();
                 while ops.peek().is_some() {
                     let mut b = sled::Batch::default();
@@ -237,6 +240,10 @@ impl LedgerStore {
                     db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
                 db.flush().map_err(|e| e.to_string())?;
+                super::timing::add(
+                    "ledger writer (idle priority)",
+                    clock.elapsed().as_secs_f64(),
+                );
                 // Written: sled reads the same now, so the table's memory goes (a day of a
                 // city-scale pilot's changes is hundreds of MB).
                 if let Ok(mut p) = previous.write()
@@ -938,6 +945,11 @@ impl Store for SimStore {
             let _ = m.pack(false);
         }
         Ok(())
+    }
+
+    /// No: a simulated wallet's history is never read (see [`dropped`]).
+    fn keeps_history(&self) -> bool {
+        false
     }
 }
 
