@@ -448,8 +448,9 @@ pub(crate) mod suite {
         );
     }
 
-    /// A store with only the required methods: [`Store::scan_range`]'s default.
-    struct Minimal(MemStore);
+    /// A memory store with only the required methods (so [`Store::scan_range`]'s default),
+    /// keeping a wallet's history or not as `.1` says.
+    pub(crate) struct Minimal(pub MemStore, pub bool);
 
     impl Store for Minimal {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -461,11 +462,14 @@ pub(crate) mod suite {
         fn commit(&self, batch: Batch) -> Result<(), StoreError> {
             self.0.commit(batch)
         }
+        fn keeps_history(&self) -> bool {
+            self.1
+        }
     }
 
     #[test]
     fn default_scan_range() {
-        run(&Minimal(MemStore::new()));
+        run(&Minimal(MemStore::new(), true));
     }
 
     #[test]

@@ -634,27 +634,9 @@ fn seed_key(seed: &[u8]) -> Result<SecretKey, WalletError> {
 mod tests {
     use super::*;
     use crate::protocol::certificate::WalletKind;
-    use crate::store::Pairs;
+    use crate::store::suite::Minimal;
     use crate::testkit::{Fixture, NOW};
     use rand::SeedableRng;
-
-    /// A memory store that says it keeps no history.
-    struct NoHistory(MemStore);
-
-    impl Store for NoHistory {
-        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key)
-        }
-        fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
-            self.0.scan_prefix(prefix)
-        }
-        fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-            self.0.commit(batch)
-        }
-        fn keeps_history(&self) -> bool {
-            false
-        }
-    }
 
     /// The wallet writes its history (entries and their sequence number) only to a store that
     /// keeps it.
@@ -662,7 +644,7 @@ mod tests {
     fn history_is_written_only_where_the_store_keeps_it() {
         let f = Fixture::new();
         let kept = MemStore::new();
-        let none = NoHistory(MemStore::new());
+        let none = Minimal(MemStore::new(), false);
         for (store, keeps) in [(&kept as &dyn Store, true), (&none as &dyn Store, false)] {
             let mut rng = rand::rngs::StdRng::seed_from_u64(3);
             let (w, _) = Wallet::create(
