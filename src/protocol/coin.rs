@@ -88,8 +88,8 @@ const BATCH_MIN: usize = 2;
 /// equation of ed25519-dalek's `verify_batch`, cofactorless with canonical `s`, with one point per
 /// distinct key; two to three times as fast per signature). What `verify_strict` checks beyond
 /// that is done here first: public keys are never weak (a [`PublicKey`] cannot hold one) and every
-/// `R` must be canonically encoded and not of small order. If the batch fails, the signatures are checked one by one with `verify_strict`, to
-/// report which one failed.
+/// `R` must be canonically encoded and not of small order. If the batch fails, the signatures are
+/// checked one by one with `verify_strict`, to report which one failed.
 ///
 /// Checks this process has already seen pass (the same key, message and signature: a coin's note
 /// and earlier transfers, checked again at every payment of it) are not repeated (`SigMemo` in

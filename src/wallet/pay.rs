@@ -288,7 +288,7 @@ impl<S: Store> Wallet<S> {
         b.put(keys::OFFLINE_SPENT, new_spent.0.to_be_bytes().to_vec());
         b.put(
             keys::with(keys::OUTBOX, &pid.0),
-            OutboxEntry::stored_of(&payment, &pid),
+            OutboxEntry::stored_of(&payment, &pid)?,
         );
         self.push_history(
             &mut b,

@@ -129,17 +129,13 @@ impl OutboxEntry {
             Some(h) => Some(hex_array(h).ok_or_else(|| corrupt("sync id"))?),
             None => None,
         };
-        if self.payee.len() > 255 {
-            return Err(corrupt("payee"));
-        }
         let payment = hex::decode(&self.payment_hex).map_err(|_| corrupt("payment"))?;
-        Ok(self.stored_with(&id, &request, reported.as_ref(), &payment))
+        self.stored_with(&id, &request, reported.as_ref(), &payment)
     }
 
     /// The stored record of a payment just made: the bytes of `of(p, id).to_stored()`, without
     /// the round trip through hex (a payment's bytes are most of the record).
-    pub(crate) fn stored_of(p: &Payment, id: &crate::crypto::Id) -> Vec<u8> {
-        // A payee address is always far shorter than the 255 bytes its length byte allows.
+    pub(crate) fn stored_of(p: &Payment, id: &crate::crypto::Id) -> Result<Vec<u8>, WalletError> {
         OutboxEntry::of_fields(p, id).stored_with(&id.0, &p.request_id.0, None, &p.to_bytes())
     }
 
@@ -150,7 +146,10 @@ impl OutboxEntry {
         request: &[u8; 16],
         reported: Option<&[u8; 16]>,
         payment: &[u8],
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, WalletError> {
+        if self.payee.len() > 255 {
+            return Err(WalletError::Corrupt("outbox: bad payee".into()));
+        }
         let mut v = Vec::with_capacity(150 + payment.len());
         v.put_u8(RECORD_BINARY);
         v.put_raw(id);
@@ -162,7 +161,7 @@ impl OutboxEntry {
         put_option(&mut v, reported);
         put_option(&mut v, self.settled_at.map(u64::to_be_bytes).as_ref());
         v.put_raw(payment);
-        v
+        Ok(v)
     }
 
     /// The entry and the payment's bytes (empty once settled).
@@ -314,9 +313,6 @@ impl RequestRecord {
     pub(crate) fn to_stored(&self) -> Result<Vec<u8>, WalletError> {
         let corrupt = |what: &str| WalletError::Corrupt(format!("request record: bad {what}"));
         let request: [u8; 16] = hex_array(&self.request_id).ok_or_else(|| corrupt("request id"))?;
-        if self.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
-            return Err(corrupt("memo"));
-        }
         let bytes = match self.code.as_str() {
             "" => Vec::new(),
             code => PaymentRequest::from_code(code)
@@ -329,14 +325,7 @@ impl RequestRecord {
     /// The stored record of a fresh request: the bytes of `open(r).to_stored()`, without
     /// writing its code and reading it back.
     pub(crate) fn stored_of(r: &PaymentRequest) -> Result<Vec<u8>, WalletError> {
-        let record = RequestRecord {
-            code: String::new(),
-            ..RequestRecord::open_fields(r)
-        };
-        if record.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
-            return Err(WalletError::Corrupt("request record: bad memo".into()));
-        }
-        record.stored_with(&r.request_id.0, &r.to_bytes())
+        RequestRecord::open_fields(r).stored_with(&r.request_id.0, &r.to_bytes())
     }
 
     /// The binary layout of [`RequestRecord::to_stored`], from the request id and the request's
@@ -346,6 +335,9 @@ impl RequestRecord {
         let id32 = |h: &str| -> Result<[u8; 32], WalletError> {
             hex_array(h).ok_or_else(|| corrupt("payment id"))
         };
+        if self.memo.len() > usize::from(crate::protocol::request::MAX_MEMO) {
+            return Err(corrupt("memo"));
+        }
         let mut v = Vec::with_capacity(64 + self.memo.len() + bytes.len() + 32 * self.paid.len());
         v.put_u8(RECORD_BINARY);
         v.put_raw(request);
@@ -595,7 +587,7 @@ mod tests {
     fn outbox_record_of_a_new_payment_is_the_same_bytes_without_hex() {
         for (coins, hops) in [(1, 0), (2, 1), (3, 4)] {
             let (p, _) = Fixture::new().payment_n_by_hops(coins, hops);
-            let stored = OutboxEntry::stored_of(&p, &p.id());
+            let stored = OutboxEntry::stored_of(&p, &p.id()).expect("stored");
             let via_hex = OutboxEntry::of(&p, &p.id()).to_stored().expect("stored");
             assert_eq!(stored, via_hex);
             let (e, bytes) = OutboxEntry::parse(&stored).expect("parses");
