@@ -985,8 +985,8 @@ mod tests {
     #[test]
     fn the_ledger_store_of_a_pilot_reads_the_same() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            crate::pilot::store::LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let store = crate::pilot::store::LedgerStore::open(&dir.path().join("ledger"), 1 << 20)
+            .expect("open");
         let mut w = World::over(store, 1);
         let alice = w.wallet();
         let bob = w.wallet();

@@ -15,14 +15,19 @@ fn run(sc: &Checked, seed: Option<u64>) -> Report {
 }
 
 fn run_windowed(sc: &Checked, seed: Option<u64>, window: usize) -> Report {
+    run_with(sc, seed, window, None)
+}
+
+fn run_with(sc: &Checked, seed: Option<u64>, window: usize, ledger_cache: Option<u64>) -> Report {
     let dir = tempfile::tempdir().expect("temp dir");
     pilot::run(
         sc,
-        &dir.path().join("ledger"),
+        dir.path(),
         Options {
             seed,
             progress: ProgressBar::hidden(),
             window,
+            ledger_cache,
         },
     )
     .expect("pilot runs")
@@ -120,6 +125,14 @@ fn same_seed_same_bytes_and_every_invariant_holds() {
         outputs(&a),
         outputs(&windowed),
         "the same run however the days are cut"
+    );
+    // A ledger cache far smaller than the ledger (sled loads its pages again and again): the
+    // same bytes.
+    let small_cache = run_with(&sc, None, pilot::WINDOW, Some(1 << 20));
+    assert_eq!(
+        outputs(&a),
+        outputs(&small_cache),
+        "the same run whatever the ledger's cache"
     );
     let c = run(&sc, Some(8));
     assert_ne!(
@@ -270,16 +283,23 @@ fn the_command_refuses_a_bad_scenario_in_one_line_and_exit_code_1() {
         "{err}"
     );
     assert!(!dir.path().join("out").join("report.md").exists());
-    // A window of no payments, or not a number: a usage error (exit 2) naming the flag.
-    for bad_window in ["0", "-3", "many", "99999999999"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_issuer"))
-            .args(["pilot", "run", "scenarios/suzhou-2020.toml"])
-            .arg(format!("--window={bad_window}"))
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(2), "--window {bad_window}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("--window"), "{err}");
+    // A window of no payments, a ledger cache too small or too large, or not a number: a usage
+    // error (exit 2) naming the flag.
+    let bad: [(&str, &[&str]); 2] = [
+        ("--window", &["0", "-3", "many", "99999999999"]),
+        ("--ledger-cache", &["0", "15", "1048577", "-1", "lots"]),
+    ];
+    for (flag, values) in bad {
+        for value in values {
+            let out = Command::new(env!("CARGO_BIN_EXE_issuer"))
+                .args(["pilot", "run", "scenarios/suzhou-2020.toml"])
+                .arg(format!("{flag}={value}"))
+                .output()
+                .expect("runs");
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(flag), "{err}");
+        }
     }
 }
 

@@ -42,6 +42,11 @@ enum Action {
         #[arg(long, value_name = "N", default_value_t = pilot::WINDOW as u32,
               value_parser = clap::value_parser!(u32).range(1..))]
         window: u32,
+        /// MiB of the ledger's pages kept in memory (default 256): more is faster for a large
+        /// city and takes more memory. The report is the same.
+        #[arg(long, value_name = "MIB",
+              value_parser = clap::value_parser!(u32).range(16..=1 << 20))]
+        ledger_cache: Option<u32>,
     },
 }
 
@@ -53,6 +58,7 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         quiet,
         json,
         window,
+        ledger_cache,
     } = a.action;
     let sc = pilot::load(&scenario)?;
     if let Some(dir) = &out {
@@ -69,15 +75,17 @@ pub fn run(_ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         }
         p
     };
-    let ledger = tempfile::tempdir().context("a temporary directory for the ledger")?;
+    let scratch =
+        tempfile::tempdir().context("a temporary directory for the run's scratch files")?;
     let started = Instant::now();
     let report = pilot::run(
         &sc,
-        &ledger.path().join("ledger"),
+        scratch.path(),
         Options {
             seed,
             progress,
             window: window as usize,
+            ledger_cache: ledger_cache.map(|m| u64::from(m) << 20),
         },
     )?;
     let secs = started.elapsed().as_secs_f64();

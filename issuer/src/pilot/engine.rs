@@ -9,6 +9,7 @@
 //! touches the ledger runs in a fixed order, so a seed always gives the same run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -25,7 +26,7 @@ use tongbao::{Fen, Id, PublicKey};
 
 use super::plan::{Channel, Intent, Payee, Plan, ShopLayout};
 use super::scenario::Checked;
-use super::store::{LedgerStore, SimStore};
+use super::store::{LedgerStore, SimStore, Spill};
 use crate::Issuer;
 
 pub(crate) type W = Wallet<SimStore>;
@@ -221,6 +222,8 @@ pub(crate) struct World {
     pub pool_index: HashMap<PublicKey, u32>,
     /// Payments made and delivered at a time (`Options::window`).
     pub window: usize,
+    /// Where resting wallets keep their records.
+    pub spill: Arc<Spill>,
 }
 
 /// Start of day `d`.
@@ -241,8 +244,9 @@ impl World {
     pub(crate) fn new(
         sc: Checked,
         seed: u64,
-        ledger_dir: &std::path::Path,
+        scratch: &std::path::Path,
         window: usize,
+        ledger_cache: Option<u64>,
     ) -> anyhow::Result<World> {
         let t = sc.start;
         // Every wallet's key, certificate and note are checked again and again (by payees and
@@ -255,7 +259,11 @@ impl World {
             (wallets + wallets / 4 + 4096).max(tongbao::crypto::KEY_CACHE_DEFAULT),
             (4 * wallets + 65_536).max(tongbao::crypto::SIG_CACHE_DEFAULT),
         );
-        let store = LedgerStore::open(ledger_dir)?;
+        std::fs::create_dir_all(scratch)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", scratch.display()))?;
+        let cache = ledger_cache.unwrap_or(super::LEDGER_CACHE);
+        let store = LedgerStore::open(&scratch.join("ledger"), cache)?;
+        let spill = Spill::create(&scratch.join("wallets"))?;
         let iss = Issuer::init(store, t - 3600, &mut rng_for(seed, stream::ISSUER, 0, 0))?;
         super::set_max_hops(&iss, sc.spec.policy.max_hops, t - 3600)?;
         let layout = ShopLayout::of(&sc);
@@ -269,7 +277,7 @@ impl World {
             let specs: Vec<_> = range
                 .map(|i| (i, WalletKind::Merchant, mclass, seed))
                 .collect();
-            make_wallets(&iss, &keyset, &specs, valid, t - 1800)
+            make_wallets(&iss, &keyset, &spill, &specs, valid, t - 1800)
         };
         let mut shops: Vec<W> = mk(0..first_couriers)?;
         // Couriers: JD's delivery handsets, merchant wallets of their own that take payment at
@@ -280,7 +288,7 @@ impl World {
         let specs: Vec<_> = (0..n_pool)
             .map(|i| (i, WalletKind::Personal, WalletClass::II, seed ^ 0x9e37))
             .collect();
-        let pool: Vec<W> = make_wallets(&iss, &keyset, &specs, valid, t - 1800)?;
+        let pool: Vec<W> = make_wallets(&iss, &keyset, &spill, &specs, valid, t - 1800)?;
         let n = plans.len();
         let n_shops = shops.len();
         let (shop_index, pool_index) = (index_of(&shops), index_of(&pool));
@@ -307,6 +315,7 @@ impl World {
             shop_index,
             pool_index,
             window,
+            spill,
             sc,
         })
     }
@@ -378,6 +387,7 @@ impl World {
                 ("pools", &mut self.pool.iter()),
                 ("shops", &mut self.shops.iter()),
             ],
+            self.spill.written(),
         );
         super::timing::time("day: rest wallets", || {
             self.persons
@@ -422,7 +432,7 @@ impl World {
                 )
             })
             .collect();
-        let made: Vec<W> = make_wallets(&self.iss, &keyset, &specs, valid, t)?;
+        let made: Vec<W> = make_wallets(&self.iss, &keyset, &self.spill, &specs, valid, t)?;
         for (&i, w) in who.iter().zip(made) {
             self.persons[i as usize] = Some(w);
         }
@@ -1092,6 +1102,7 @@ fn short(e: &str) -> String {
 pub(crate) fn make_wallets<S: Store + Sync>(
     iss: &Issuer<S>,
     keyset: &IssuerKeySet,
+    spill: &Arc<Spill>,
     specs: &[(u32, WalletKind, WalletClass, u64)],
     valid: u64,
     now: u64,
@@ -1109,7 +1120,14 @@ pub(crate) fn make_wallets<S: Store + Sync>(
                         _ => 4,
                     };
                     let mut rng = rng_for(seed, stream::CREATE, u64::from(i), k);
-                    Wallet::create(SimStore::new(), kind, None, keyset.clone(), now, &mut rng)
+                    Wallet::create(
+                        SimStore::spilling(spill),
+                        kind,
+                        None,
+                        keyset.clone(),
+                        now,
+                        &mut rng,
+                    )
                 })
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::from)

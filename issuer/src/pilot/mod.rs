@@ -43,20 +43,30 @@ pub struct Options {
     /// Payments made and delivered at a time within a day ([`WINDOW`] by default): the run holds
     /// one window's payments at once. It changes memory and speed, never the report.
     pub window: usize,
+    /// Bytes of the ledger's pages sled keeps in memory (`None`: [`LEDGER_CACHE`]). It changes
+    /// memory and speed, never the report.
+    pub ledger_cache: Option<u64>,
 }
+
+/// The default [`Options::ledger_cache`]: 256 MiB. Luohu's and Suzhou's ledgers fit in it; at a
+/// million wallets the ledger is gigabytes of random coin ids, and a larger cache is faster but
+/// costs memory: with the default stress-1m peaks at 6.95 GiB, with 768 MiB at 7.77 GiB
+/// (docs/performance.md, ninth round).
+pub const LEDGER_CACHE: u64 = 256 << 20;
 
 /// The default [`Options::window`]: a day of a million-wallet pilot (about 210,000 payments) in
 /// seven windows; Suzhou's and Luohu's days in one.
 pub const WINDOW: usize = 32_768;
 
-/// Runs a pilot with its ledger in `ledger_dir` (a fresh directory) and returns the report.
-/// Fails if any closing check fails: the ledger audit, or the money not adding up.
-pub fn run(sc: &Checked, ledger_dir: &Path, opts: Options) -> anyhow::Result<Report> {
+/// Runs a pilot with its scratch files in `scratch` (a fresh directory, made if missing: the
+/// ledger, and the records of wallets at rest) and returns the report. Fails if any closing
+/// check fails: the ledger audit, or the money not adding up.
+pub fn run(sc: &Checked, scratch: &Path, opts: Options) -> anyhow::Result<Report> {
     let seed = opts.seed.unwrap_or(sc.spec.seed);
     let days = sc.spec.window.days;
     opts.progress.set_length(u64::from(days) + 2);
     opts.progress.set_message("wallets for the stores");
-    let mut w = engine::World::new(sc.clone(), seed, ledger_dir, opts.window)?;
+    let mut w = engine::World::new(sc.clone(), seed, scratch, opts.window, opts.ledger_cache)?;
     opts.progress.inc(1);
     for d in 0..days {
         opts.progress
@@ -231,10 +241,12 @@ pub(crate) mod timing {
     }
 
     /// Prints, when timing is on, what the day's wallets hold decompressed before they rest:
-    /// wallets and bytes of readable packed records, by kind of wallet.
+    /// wallets and bytes of readable packed records, by kind of wallet; and the bytes written to
+    /// the resting wallets' file so far (`spilled`).
     pub(crate) fn thawed(
         day: u32,
         kinds: [(&str, &mut dyn Iterator<Item = &super::engine::W>); 3],
+        spilled: u64,
     ) {
         if !on() {
             return;
@@ -249,7 +261,11 @@ pub(crate) mod timing {
                 format!("{kind} {n} ({} MB)", b >> 20)
             })
             .collect();
-        eprintln!("  day {day}: thawed before rest: {}", parts.join(", "));
+        eprintln!(
+            "  day {day}: thawed before rest: {}; resting wallets' file {} MB",
+            parts.join(", "),
+            spilled >> 20
+        );
     }
 
     /// Ledger reads that reached sled, by key prefix: (reads, found, seconds).

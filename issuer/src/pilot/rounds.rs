@@ -309,7 +309,7 @@ impl World {
     pub(crate) fn reconcile(&mut self, t: u64) -> anyhow::Result<Closing> {
         // No checkpoint here: the audit that follows reads the day's table and sled alike, and
         // a write starting now would only compete with it.
-        let claw = self.iss.claw_back(t)?;
+        let claw = super::timing::time("close: clawback", || self.iss.claw_back(t))?;
         let mut all: Vec<(Who, bool)> = Vec::new();
         for (i, w) in self.persons.iter().enumerate() {
             if w.is_some() {
@@ -319,26 +319,27 @@ impl World {
         all.extend((0..self.pool.len() as u32).map(|i| (Who::Pool(i), false)));
         all.extend((0..self.shops.len() as u32).map(|i| (Who::Shop(i), false)));
         let world = &*self;
-        let holdings = ledger_holdings(world)?;
-        let rows: Vec<(u64, u64, bool, bool)> = all
-            .par_iter()
-            .map(|&(w, revoked)| -> anyhow::Result<(u64, u64, bool, bool)> {
-                let wallet = world
-                    .wallet(w)
-                    .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
-                let held = spendable(wallet, t);
-                // Every wallet is read here: each goes back to rest at once.
-                wallet.store().rest();
-                let ledger = holdings
-                    .get(wallet.public().as_bytes())
-                    .copied()
-                    .unwrap_or(0);
-                // A cheater rolled back is revoked: the ledger's view of it is what counts.
-                let cheater =
-                    revoked || matches!(w, Who::Person(i) if world.state[i as usize].cheated);
-                Ok((held, ledger, revoked, cheater))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let holdings = super::timing::time("close: ledger holdings", || ledger_holdings(world))?;
+        let rows: Vec<(u64, u64, bool, bool)> = super::timing::time("close: wallets", || {
+            all.par_iter()
+                .map(|&(w, revoked)| -> anyhow::Result<(u64, u64, bool, bool)> {
+                    let wallet = world
+                        .wallet(w)
+                        .ok_or_else(|| anyhow::anyhow!("internal: no wallet"))?;
+                    let held = spendable(wallet, t);
+                    // Every wallet is read here: each goes back to rest at once.
+                    wallet.store().rest();
+                    let ledger = holdings
+                        .get(wallet.public().as_bytes())
+                        .copied()
+                        .unwrap_or(0);
+                    // A cheater rolled back is revoked: the ledger's view of it is what counts.
+                    let cheater =
+                        revoked || matches!(w, Who::Person(i) if world.state[i as usize].cheated);
+                    Ok((held, ledger, revoked, cheater))
+                })
+                .collect::<anyhow::Result<_>>()
+        })?;
         let mut c = Closing {
             clawed_back_fen: claw.value_fen,
             clawed_back_coins: claw.coins,

@@ -1,5 +1,5 @@
-//! Storage for a pilot run: the issuer's ledger in sled, and a compact in-memory store for the
-//! wallets.
+//! Storage for a pilot run: the issuer's ledger in sled, and a compact store for the wallets
+//! (in memory, with the records of wallets at rest compressed in a scratch file).
 //!
 //! Both implement [`Store`], so the real ledger and the real wallet engine run over them unchanged.
 //! Every commit is still one atomic batch. What a simulation does without: the ledger is written
@@ -8,9 +8,12 @@
 //! synced to the device (it is a scratch copy, deleted when the run ends), and the wallets keep no
 //! local history (`h/`), which only a device's user reads and the engine never does.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -143,13 +146,15 @@ impl LedgerStore {
     /// Creates the database in `dir`, as a scratch database: sled deletes it when it is dropped,
     /// and does not sync what it writes (`temporary`). A durable sled syncs every log segment as
     /// it writes it (`sync_file_range`, waiting for the device), whatever `flush_every_ms` says,
-    /// which cost about a tenth of a pilot's run time for a database nobody reopens.
-    pub fn open(dir: &Path) -> Result<LedgerStore, StoreError> {
+    /// which cost about a tenth of a pilot's run time for a database nobody reopens. Sled keeps
+    /// up to `cache_bytes` of its pages in memory (deserialised): a read or a write of a page
+    /// not there loads it again.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<LedgerStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .temporary(true)
             .flush_every_ms(None)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(backend)?;
@@ -512,7 +517,118 @@ struct Block {
     at: Box<[u32]>,
     size: u32,
     data: Option<Box<[u8]>>,
-    cold: Option<Box<[u8]>>,
+    cold: Option<Cold>,
+}
+
+/// A block's compressed bytes: in memory, or written to the run's [`Spill`] file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cold {
+    Mem(Box<[u8]>),
+    File { at: u64, len: u32 },
+}
+
+impl Cold {
+    fn len(&self) -> usize {
+        match self {
+            Cold::Mem(b) => b.len(),
+            Cold::File { len, .. } => *len as usize,
+        }
+    }
+}
+
+/// The scratch file where resting wallets keep their compressed blocks ([`SimStore::rest`]), so
+/// the city's idle wallets take disk instead of memory (gigabytes at a million wallets). It is
+/// only appended to: a block's bytes never move or change, so every copy of a wallet that
+/// refers to them (a rollback's snapshot included) stays valid. A block packed again is written
+/// afresh and its old bytes are left behind until the run ends and the file is deleted: the file
+/// grows by what each day's rest compresses, a few times the records' own size over a run.
+pub struct Spill {
+    file: File,
+    path: PathBuf,
+    end: AtomicU64,
+}
+
+impl Spill {
+    /// Creates the file at `path` (which must not exist); it is deleted when the spill is dropped.
+    pub fn create(path: &Path) -> Result<Arc<Spill>, StoreError> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        Ok(Arc::new(Spill {
+            file,
+            path: path.to_path_buf(),
+            end: AtomicU64::new(0),
+        }))
+    }
+
+    /// Bytes written to the file so far (live and left behind).
+    pub fn written(&self) -> u64 {
+        self.end.load(Ordering::Relaxed)
+    }
+
+    /// Appends `bytes`; where they start.
+    fn append(&self, bytes: &[u8]) -> std::io::Result<u64> {
+        let at = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        write_at(&self.file, bytes, at)?;
+        Ok(at)
+    }
+
+    fn read(&self, at: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![0; len as usize];
+        read_at(&self.file, &mut buf, at).map_err(|e| {
+            StoreError::Backend(format!(
+                "wallet records: {} at {at}: {e}",
+                self.path.display()
+            ))
+        })?;
+        Ok(buf)
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        // Scratch: nothing in it outlives the run.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, at)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut bytes: &[u8], mut at: u64) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, bytes, at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(file, buf, at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// A readable block's entries.
@@ -589,11 +705,30 @@ impl Block {
     }
 
     /// Makes the bytes readable (a resting block read or written).
-    fn thaw(&mut self) -> Result<(), StoreError> {
+    fn thaw(&mut self, spill: Option<&Spill>) -> Result<(), StoreError> {
         if self.data.is_none() {
-            let data =
-                lz4_flex::decompress_size_prepended(self.cold.as_deref().unwrap_or_default())
-                    .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
+            let cold: Cow<'_, [u8]> = match &self.cold {
+                None => Cow::Borrowed(&[]),
+                Some(Cold::Mem(b)) => Cow::Borrowed(b),
+                Some(Cold::File { at, len }) => Cow::Owned(
+                    spill
+                        .ok_or_else(|| {
+                            StoreError::Backend("wallet records: no file to read".into())
+                        })?
+                        .read(*at, *len)?,
+                ),
+            };
+            // The length written first must be the block's (a damaged one could ask for
+            // gigabytes).
+            let said = cold.get(..4).map(|n| [n[0], n[1], n[2], n[3]]);
+            if said.map(u32::from_le_bytes) != Some(self.size) {
+                return Err(StoreError::Backend(format!(
+                    "wallet records: a block of {} bytes is recorded as {said:?}",
+                    self.size
+                )));
+            }
+            let data = lz4_flex::block::decompress(&cold[4..], self.size as usize)
+                .map_err(|e| StoreError::Backend(format!("wallet records: {e}")))?;
             if data.len() != self.size as usize {
                 return Err(StoreError::Backend(format!(
                     "wallet records: a block of {} bytes read back as {}",
@@ -611,7 +746,9 @@ impl Block {
         if let Some(data) = self.data.take()
             && self.cold.is_none()
         {
-            self.cold = Some(lz4_flex::compress_prepend_size(&data).into_boxed_slice());
+            self.cold = Some(Cold::Mem(
+                lz4_flex::compress_prepend_size(&data).into_boxed_slice(),
+            ));
         }
     }
 }
@@ -635,6 +772,8 @@ pub struct SimStore {
 struct Inner {
     recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
     blocks: Vec<Block>,
+    /// Where resting blocks go (none: they stay compressed in memory).
+    spill: Option<Arc<Spill>>,
 }
 
 impl Inner {
@@ -652,8 +791,9 @@ impl Inner {
             rest.partition_point(|b| &*b.first < prefix || b.first.starts_with(prefix))
         });
         let to = to.min(self.blocks.len());
+        let spill = self.spill.as_deref();
         for b in self.blocks.get_mut(from..to).unwrap_or_default() {
-            b.thaw()?;
+            b.thaw(spill)?;
         }
         Ok(from..to)
     }
@@ -666,7 +806,7 @@ impl Inner {
         let Some(b) = self.blocks.get_mut(i) else {
             return Ok(None);
         };
-        b.thaw()?;
+        b.thaw(self.spill.as_deref())?;
         Ok(b.packed().and_then(|p| p.get(key)))
     }
 
@@ -723,8 +863,9 @@ impl Inner {
                 *c += 1;
             }
         }
+        let spill = self.spill.as_deref();
         for (b, _) in self.blocks.iter_mut().zip(&counts).filter(|(_, c)| **c > 0) {
-            b.thaw()?;
+            b.thaw(spill)?;
         }
         let recent = std::mem::take(&mut self.recent);
         let old = std::mem::take(&mut self.blocks);
@@ -778,6 +919,39 @@ impl Inner {
         // A damaged block is left as it is (and the wallet unpacked): the next read of it reports
         // the damage.
         let _ = self.pack(true);
+        if let Some(spill) = self.spill.clone() {
+            self.spill_out(&spill);
+        }
+    }
+
+    /// Writes the blocks compressed in memory to `spill` (in one write) and keeps only where they
+    /// are. If the write fails (a full disk), they stay in memory and the run goes on.
+    fn spill_out(&mut self, spill: &Spill) {
+        let in_memory = |b: &Block| match (&b.data, &b.cold) {
+            (None, Some(Cold::Mem(c))) => Some(c.len()),
+            _ => None,
+        };
+        let total: usize = self.blocks.iter().filter_map(in_memory).sum();
+        if total == 0 || u32::try_from(total).is_err() {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(total);
+        for b in &self.blocks {
+            if let (None, Some(Cold::Mem(c))) = (&b.data, &b.cold) {
+                bytes.extend_from_slice(c);
+            }
+        }
+        let Ok(mut at) = spill.append(&bytes) else {
+            return;
+        };
+        for b in &mut self.blocks {
+            if let Some(n) = in_memory(b) {
+                // Fits: `total` does.
+                let len = n as u32;
+                b.cold = Some(Cold::File { at, len });
+                at += u64::from(len);
+            }
+        }
     }
 }
 
@@ -850,9 +1024,19 @@ fn chunks<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'
 }
 
 impl SimStore {
-    /// An empty store.
+    /// An empty store that keeps resting wallets' records compressed in memory.
     pub fn new() -> SimStore {
         SimStore::default()
+    }
+
+    /// An empty store that keeps resting wallets' records compressed in `spill`.
+    pub fn spilling(spill: &Arc<Spill>) -> SimStore {
+        SimStore {
+            inner: Mutex::new(Inner {
+                spill: Some(Arc::clone(spill)),
+                ..Inner::default()
+            }),
+        }
     }
 
     /// A copy of everything: the wallet as a backup would restore it (a rollback).
@@ -864,9 +1048,9 @@ impl SimStore {
     }
 
     /// Packs the recent writes and keeps the wallet's records compressed until they are next
-    /// read or written (the end of a day; lz4 decompresses a block in microseconds). A block
-    /// unchanged since it was last compressed keeps those bytes, so a wallet already resting, or
-    /// only read since, costs nothing.
+    /// read or written (the end of a day; lz4 decompresses a block in microseconds), in the
+    /// store's [`Spill`] file if it has one. A block unchanged since it was last compressed keeps
+    /// those bytes, so a wallet already resting, or only read since, costs nothing.
     pub fn rest(&self) {
         if let Ok(mut m) = self.inner.lock() {
             m.rest();
@@ -880,6 +1064,19 @@ impl SimStore {
             m.blocks
                 .iter()
                 .map(|b| b.cold.as_ref().map_or(0, |c| c.len()))
+                .sum()
+        })
+    }
+
+    /// Compressed bytes held in memory (not in a spill file), for memory figures.
+    pub fn cold_in_memory(&self) -> usize {
+        self.inner.lock().map_or(0, |m| {
+            m.blocks
+                .iter()
+                .filter_map(|b| match &b.cold {
+                    Some(Cold::Mem(c)) => Some(c.len()),
+                    _ => None,
+                })
                 .sum()
         })
     }
@@ -974,7 +1171,7 @@ mod tests {
     fn reads_as_one_store(table_max: usize) {
         use rand::{RngExt, SeedableRng};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let mut ledger = LedgerStore::open(&dir.path().join("ledger"), 1 << 20).expect("open");
         ledger.table_max = table_max;
         let model = tongbao::store::MemStore::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -1061,7 +1258,7 @@ mod tests {
     #[test]
     fn ledger_store_reads_never_go_back_while_written() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = LedgerStore::open(&dir.path().join("ledger")).expect("open");
+        let ledger = LedgerStore::open(&dir.path().join("ledger"), 1 << 20).expect("open");
         let keys: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'c', b'/', i]).collect();
         let put_all = |n: u64| {
             let mut b = Batch::new();
@@ -1147,18 +1344,29 @@ mod tests {
     /// was packed when: puts, overwrites and deletions of packed and recent entries, snapshots.
     #[test]
     fn sim_store_reads_as_one_store_across_packing() {
-        reads_as_one_sim_store(300);
+        reads_as_one_sim_store(300, None);
     }
 
     /// The same with values large enough that a wallet spans many blocks.
     #[test]
     fn sim_store_reads_as_one_store_across_blocks() {
-        reads_as_one_sim_store(3000);
+        reads_as_one_sim_store(3000, None);
     }
 
-    fn reads_as_one_sim_store(max_value: usize) {
+    /// The same with resting blocks in a spill file (snapshots keep reading blocks that the
+    /// store has since written afresh).
+    #[test]
+    fn sim_store_reads_as_one_store_when_resting_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = Spill::create(&dir.path().join("wallets")).expect("spill");
+        reads_as_one_sim_store(300, Some(&spill));
+        reads_as_one_sim_store(3000, Some(&spill));
+        assert!(spill.written() > 0);
+    }
+
+    fn reads_as_one_sim_store(max_value: usize, spill: Option<&Arc<Spill>>) {
         use rand::{RngExt, SeedableRng};
-        let store = SimStore::new();
+        let store = spill.map_or_else(SimStore::new, SimStore::spilling);
         let model = tongbao::store::MemStore::new();
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let key = |rng: &mut rand::rngs::StdRng| {
@@ -1190,6 +1398,9 @@ mod tests {
             if rng.random_bool(0.05) {
                 store.rest();
                 assert!(store.resting_bytes().is_some(), "step {step}");
+                if spill.is_some() {
+                    assert_eq!(store.cold_in_memory(), 0, "step {step}");
+                }
             }
             if rng.random_bool(0.01) {
                 snapshots.push((store.snapshot(), model.snapshot()));
@@ -1251,7 +1462,7 @@ mod tests {
         store.rest();
         if let Ok(mut m) = store.inner.lock() {
             for b in &mut m.blocks {
-                b.cold = Some(vec![0xff; 9].into_boxed_slice());
+                b.cold = Some(Cold::Mem(vec![0xff; 9].into_boxed_slice()));
             }
         }
         assert!(store.get(b"o/00000001").is_err());
@@ -1263,6 +1474,71 @@ mod tests {
         store.rest();
         assert!(store.get(b"o/00000001").is_err());
         assert_eq!(store.get(b"p/1").expect("get"), Some(b"new".to_vec()));
+    }
+
+    /// A resting wallet's blocks go to the spill file and nothing compressed stays in memory; a
+    /// wallet only read rests without writing again; the file is deleted with the spill; a
+    /// damaged or cut file is an error on read, not a panic; a failed write keeps the blocks in
+    /// memory.
+    #[test]
+    fn sim_store_rests_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wallets");
+        let spill = Spill::create(&path).expect("spill");
+        assert!(
+            Spill::create(&path).is_err(),
+            "an existing file is not reused"
+        );
+        let store = SimStore::spilling(&spill);
+        let mut b = Batch::new();
+        for i in 0..300u32 {
+            b.put(format!("o/{i:08}").into_bytes(), vec![b'p'; 100]);
+        }
+        store.commit(b).expect("commit");
+        let before = store.scan_prefix(b"").expect("scan");
+        store.rest();
+        let cold = store.resting_bytes().expect("resting");
+        assert_eq!(store.cold_in_memory(), 0);
+        assert_eq!(spill.written(), cold as u64);
+        assert_eq!(std::fs::metadata(&path).expect("file").len(), cold as u64);
+        assert_eq!(store.scan_prefix(b"").expect("scan"), before);
+        store.rest();
+        assert_eq!(spill.written(), cold as u64, "read only: not written again");
+        // A snapshot reads the same bytes after the store writes its block afresh.
+        let snap = store.snapshot();
+        let mut b = Batch::new();
+        b.delete(b"o/00000001".to_vec());
+        store.commit(b).expect("commit");
+        store.rest();
+        assert!(spill.written() > cold as u64);
+        assert_eq!(snap.scan_prefix(b"").expect("scan"), before);
+        assert_eq!(store.scan_prefix(b"").expect("scan").len(), 299);
+        // Damaged, then cut short: errors.
+        store.rest();
+        let len = spill.written();
+        std::fs::write(&path, vec![0xff; len as usize]).expect("damage");
+        assert!(store.get(b"o/00000002").is_err());
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(1))
+            .expect("cut");
+        assert!(store.scan_prefix(b"").is_err());
+        drop((store, snap, spill));
+        assert!(!path.exists(), "the file goes with the spill");
+        // A spill whose file cannot be written: the blocks stay compressed in memory.
+        let spill = Arc::new(Spill {
+            file: File::open(dir.path()).expect("a directory, read only"),
+            path: dir.path().join("never"),
+            end: AtomicU64::new(0),
+        });
+        let store = SimStore::spilling(&spill);
+        let mut b = Batch::new();
+        b.put(b"c/1".to_vec(), vec![1; 50]);
+        store.commit(b).expect("commit");
+        store.rest();
+        assert!(store.cold_in_memory() > 0);
+        assert_eq!(store.get(b"c/1").expect("get"), Some(vec![1; 50]));
     }
 
     /// A wallet larger than a block: a read decompresses only the block it needs, a write only
@@ -1300,13 +1576,13 @@ mod tests {
         b.put(b"x/00000010x".to_vec(), value(7));
         b.delete(b"x/00001999".to_vec());
         store.commit(b).expect("commit");
-        let before: Vec<Option<Box<[u8]>>> = store
+        let before: Vec<Option<Cold>> = store
             .inner
             .lock()
             .map(|m| m.blocks.iter().map(|b| b.cold.clone()).collect())
             .expect("lock");
         store.rest();
-        let after: Vec<Option<Box<[u8]>>> = store
+        let after: Vec<Option<Cold>> = store
             .inner
             .lock()
             .map(|m| m.blocks.iter().map(|b| b.cold.clone()).collect())
