@@ -94,19 +94,22 @@ impl OutboxEntry {
     /// The record for a payment just made.
     pub fn of(p: &Payment, id: &crate::crypto::Id) -> OutboxEntry {
         OutboxEntry {
+            payment_id: id.to_hex(),
+            request_id: p.request_id.to_hex(),
             payment_hex: hex::encode(p.to_bytes()),
-            ..OutboxEntry::of_fields(p, id)
+            ..OutboxEntry::of_fields(p)
         }
     }
 
-    /// [`OutboxEntry::of`] without the payment's bytes.
-    fn of_fields(p: &Payment, id: &crate::crypto::Id) -> OutboxEntry {
+    /// [`OutboxEntry::of`] without the ids and the payment's bytes (the binary writer takes
+    /// them raw).
+    fn of_fields(p: &Payment) -> OutboxEntry {
         OutboxEntry {
-            payment_id: id.to_hex(),
+            payment_id: String::new(),
             payee: p.payee.address(),
             amount_fen: p.amount.0,
             time: p.time,
-            request_id: p.request_id.to_hex(),
+            request_id: String::new(),
             receipt_time: None,
             reported_in: None,
             settled_at: None,
@@ -136,7 +139,7 @@ impl OutboxEntry {
     /// The stored record of a payment just made: the bytes of `of(p, id).to_stored()`, without
     /// the round trip through hex (a payment's bytes are most of the record).
     pub(crate) fn stored_of(p: &Payment, id: &crate::crypto::Id) -> Result<Vec<u8>, WalletError> {
-        OutboxEntry::of_fields(p, id).stored_with(&id.0, &p.request_id.0, None, &p.to_bytes())
+        OutboxEntry::of_fields(p).stored_with(&id.0, &p.request_id.0, None, &p.to_bytes())
     }
 
     /// The binary layout of [`OutboxEntry::to_stored`], from the ids and payment bytes decoded.
@@ -284,15 +287,17 @@ impl RequestRecord {
     /// The record of a fresh request.
     pub fn open(r: &PaymentRequest) -> RequestRecord {
         RequestRecord {
+            request_id: r.request_id.to_hex(),
             code: r.to_code(),
             ..RequestRecord::open_fields(r)
         }
     }
 
-    /// [`RequestRecord::open`] without the code.
+    /// [`RequestRecord::open`] without the id and the code (the binary writer takes the
+    /// request's bytes raw).
     fn open_fields(r: &PaymentRequest) -> RequestRecord {
         RequestRecord {
-            request_id: r.request_id.to_hex(),
+            request_id: String::new(),
             amount_fen: r.amount.0,
             memo: r.memo.clone(),
             expires_at: r.expires_at,

@@ -222,6 +222,9 @@ pub(crate) mod timing {
 
     /// Adds `wall` seconds to `step` (for work on a background thread; no CPU or memory figure).
     pub(crate) fn add(step: &'static str, wall: f64) {
+        if !on() {
+            return;
+        }
         if let Ok(mut m) = STEPS.lock() {
             m.entry(step).or_default().0 += wall;
         }
