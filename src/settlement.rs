@@ -233,6 +233,10 @@ pub struct ChainOutcome {
     /// Outputs newly made live that stay red-envelope money: held by the winner of a merchants-only
     /// note (its holder), with the note's expiry. The ledger indexes them for the clawback.
     pub restricted: Vec<(Id, u64)>,
+    /// Inputs spent here that were red-envelope money held by their winner (a merchants-only
+    /// chain's coins held by the note's holder): the ledger drops them from that index, so the
+    /// clawback reads only coins that may still be live.
+    pub spent_restricted: Vec<Id>,
 }
 
 impl ChainOutcome {
@@ -274,6 +278,7 @@ pub fn settle_chain<V: LedgerView>(
         double_spend: None,
         settled_transfers: 0,
         restricted: Vec::new(),
+        spent_restricted: Vec::new(),
     };
     if ov.get(&info.note_id)?.is_none() {
         return Ok(out);
@@ -309,6 +314,11 @@ pub fn settle_chain<V: LedgerView>(
                         transfer: t.clone(),
                     },
                 );
+                if matches!(info.earmark, Earmark::MerchantsOnly { .. })
+                    && holder == coin.note.holder
+                {
+                    out.spent_restricted.push(link.input);
+                }
                 for (j, o) in t.outputs.iter().enumerate() {
                     let cid = coin_id(&link.transfer, j as u8);
                     if o.holder == *issuer {

@@ -3,7 +3,9 @@
 //!
 //! The ledger indexes every live coin that is red-envelope money held by its winner (`er/`, written
 //! when such a note is issued, when settlement makes change back to the winner, and when a sync
-//! refreshes it into a fresh restricted note). Clawing back turns each such coin whose earmark has
+//! refreshes it into a fresh restricted note; removed when settlement spends, refreshes or
+//! collects the coin, so the index is about as large as the live restricted money, not as all
+//! of it ever made). Clawing back turns each such coin whose earmark has
 //! expired from live to redeemed and adds its value to the redeemed total (so issued = redeemed +
 //! outstanding still holds) and to the clawback total. It goes through the index in pages of
 //! [`CLAWBACK_PAGE`] entries, each page one atomic batch with its totals: a city's clawback is
@@ -114,7 +116,7 @@ mod tests {
     use rand::rngs::StdRng;
     use tongbao::protocol::certificate::{WalletClass, WalletKind};
     use tongbao::protocol::note::Earmark;
-    use tongbao::store::MemStore;
+    use tongbao::store::{MemStore, Store};
     use tongbao::wallet::Wallet;
     use tongbao::{Fen, Nonce};
 
@@ -123,6 +125,114 @@ mod tests {
 
     /// 2026-11-21T09:30:00Z.
     const T0: u64 = 1_795_253_400;
+
+    /// The earmark index keeps only coins that may still be live: a restricted coin spent (offline
+    /// and settled at a sync, or paid online) or refreshed leaves it as its restricted change or
+    /// fresh note joins it, so the clawback reads no coin spent long ago.
+    #[test]
+    fn the_earmark_index_drops_coins_as_they_are_spent() {
+        use tongbao::codec::Decode;
+        use tongbao::protocol::file::TbFile;
+        use tongbao::settlement::CoinState;
+        use tongbao::wallet::PayTarget;
+
+        use crate::ledger::keys;
+
+        let mut rng = StdRng::seed_from_u64(11);
+        let iss = Issuer::init(MemStore::new(), T0 - 60, &mut rng).expect("init");
+        let keyset = iss.keyset().expect("keyset");
+        let make = |kind, class, rng: &mut StdRng| {
+            let (w, reg) =
+                Wallet::create(MemStore::new(), kind, None, keyset.clone(), T0, rng).expect("w");
+            let cert = iss.certify(&reg, class, 30 * 86_400, T0).expect("certify");
+            w.import(TbFile::Certificate(cert), T0).expect("cert");
+            w
+        };
+        let winner = make(WalletKind::Personal, WalletClass::II, &mut rng);
+        let shop = make(WalletKind::Merchant, WalletClass::I, &mut rng);
+        let end = T0 + 7 * 86_400;
+        let envelope = iss
+            .issue(
+                &winner.public(),
+                Fen(20_000),
+                Earmark::MerchantsOnly { expires_at: end },
+                T0,
+                &mut rng,
+            )
+            .expect("issue");
+        winner.import(TbFile::Notes(envelope), T0).expect("import");
+        // Every index entry, with whether its coin is live.
+        let index = || -> Vec<bool> {
+            iss.store
+                .scan_prefix(keys::EARMARKED)
+                .expect("scan")
+                .iter()
+                .map(|(k, _)| {
+                    let state = iss
+                        .store
+                        .get(&keys::with(keys::COIN, &k[keys::EARMARKED.len()..]))
+                        .expect("get")
+                        .map(|v| CoinState::decode(&v).expect("state"));
+                    matches!(state, Some(CoinState::Live { .. }))
+                })
+                .collect()
+        };
+        assert_eq!(index(), [true], "the note");
+        let mut t = T0 + 60;
+        let mut buy = |fen: u64, rng: &mut StdRng| {
+            t += 60;
+            let request = shop
+                .create_request(Fen(fen), "lunch".into(), 600, t, rng)
+                .expect("request");
+            let pay = winner
+                .pay(
+                    PayTarget::Request {
+                        request,
+                        amount: None,
+                    },
+                    t + 5,
+                    rng,
+                )
+                .expect("pay");
+            shop.receive(&pay, t + 10).expect("receive");
+            pay
+        };
+        // Offline, settled when the shop syncs: the note is spent, its change is restricted.
+        buy(5_000, &mut rng);
+        let r = shop
+            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 3_600, &mut rng)
+            .expect("sync");
+        let resp = iss.sync(&r, T0 + 3_600).expect("settled");
+        shop.apply_sync(&resp, T0 + 3_600).expect("apply");
+        assert_eq!(index(), [true], "the change only");
+        // Online: the change is spent at once, its own change indexed.
+        let pay = buy(2_000, &mut rng);
+        iss.pay_online(&pay, T0 + 4_000).expect("online");
+        assert_eq!(index(), [true], "the new change only");
+        // A second envelope the winner never imports: collected for it at its next sync.
+        iss.issue(
+            &winner.public(),
+            Fen(1_000),
+            Earmark::MerchantsOnly { expires_at: end },
+            T0 + 5_000,
+            &mut rng,
+        )
+        .expect("issue");
+        assert_eq!(index(), [true, true]);
+        // A refresh: the restricted change comes home, and the second envelope is collected,
+        // both as one fresh restricted note (one per expiry).
+        let r = winner
+            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 7_200, &mut rng)
+            .expect("sync");
+        let resp = iss.sync(&r, T0 + 7_200).expect("settled");
+        winner.apply_sync(&resp, T0 + 7_200).expect("apply");
+        assert_eq!(index(), [true], "the fresh note only");
+        // The clawback takes what is left: 200 - 50 - 20 + 10 yuan.
+        let c = iss.claw_back(end + 1).expect("clawback");
+        assert_eq!((c.coins, c.value_fen), (1, 14_000));
+        assert!(index().is_empty());
+        assert!(iss.audit().expect("audit").ok);
+    }
 
     /// More earmarked coins than a page, some expiring later: the clawback takes every expired
     /// one across the pages, leaves the others, keeps the ledger whole, and is idempotent.

@@ -92,8 +92,10 @@ pub(crate) mod keys {
     pub const LOSSES_TOTAL: &[u8] = b"m/losses-total";
     pub const SETTLED_TRANSFERS: &[u8] = b"m/settled-transfers";
     pub const DOUBLE_SPENDS: &[u8] = b"m/double-spends";
-    /// Red-envelope money held by its winner, by coin id: the earmark's expiry (u64). Entries of
-    /// coins no longer live are ignored and removed by the clawback.
+    /// Red-envelope money held by its winner, by coin id: the earmark's expiry (u64). An entry
+    /// goes when its coin is spent, refreshed or collected at a settlement; one whose coin is no
+    /// longer live all the same (a ledger written before that rule) is ignored and removed by
+    /// the clawback.
     pub const EARMARKED: &[u8] = b"er/";
     /// Restricted value clawed back at the end of its window (u64 fen; part of the redeemed total).
     pub const CLAWBACK_TOTAL: &[u8] = b"m/clawback-total";

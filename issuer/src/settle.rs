@@ -430,6 +430,10 @@ impl<S: Store> Issuer<S> {
                 g.batch
                     .put(earmark_key(id), expires_at.to_be_bytes().to_vec());
             }
+            // After the puts: a chain may make restricted change and spend it.
+            for id in &o.spent_restricted {
+                g.batch.delete(earmark_key(id));
+            }
             // Red-envelope money refreshed by its winner stays restricted, with the same expiry.
             if let Earmark::MerchantsOnly { expires_at } = info.earmark
                 && coin.note.holder == w
@@ -493,6 +497,7 @@ impl<S: Store> Issuer<S> {
             }
             if let Some(expires_at) = restricted_until {
                 restricted.add(expires_at, value)?;
+                g.batch.delete(earmark_key(&id));
             }
             // The sync and its time stay with the state: if the holder spends the coin later,
             // the issuer can state this collection in a proof (docs/adr/0005).
@@ -963,6 +968,9 @@ impl<S: Store> Issuer<S> {
                 for (id, expires_at) in &o.restricted {
                     part.batch
                         .put(earmark_key(id), expires_at.to_be_bytes().to_vec());
+                }
+                for id in &o.spent_restricted {
+                    part.batch.delete(earmark_key(id));
                 }
             }
             if let Some(e) = refused {

@@ -230,6 +230,14 @@ pub(crate) mod timing {
         }
     }
 
+    /// Prints, when timing is on, what the ledger writer did with one table: entries applied to
+    /// sled, and removals it skipped (keys no written table ever gave a value: not in sled).
+    pub(crate) fn written(applied: usize, skipped: usize) {
+        if on() {
+            eprintln!("  ledger writer: {applied} entries applied, {skipped} removals skipped");
+        }
+    }
+
     /// Prints, when timing is on, the memory at a checkpoint and what the table it hands to the
     /// ledger writer holds (entries, bytes of keys and values).
     pub(crate) fn checkpoint(what: &str, entries: usize, bytes: usize) {

@@ -230,13 +230,28 @@ impl LedgerStore {
                     .write()
                     .map_err(|_| "poisoned".to_string())?
                     .push(filter);
+                // A removal of a key no table ever gave a value (the filters have no false
+                // negatives) would load sled's page of it for nothing: most are of entries made
+                // and dropped between two checkpoints (a holder index entry, an earmark). Only
+                // this thread adds filters, so the set read here stays the same while it works.
+                let filters = written.read().map_err(|_| "poisoned".to_string())?;
+                let in_sled = |k: &[u8]| filters.iter().any(|f| f.contains(k));
+                let (mut applied, mut skipped) = (0usize, 0usize);
                 // In slices: sled holds every reader of the tree while it applies a batch, and
                 // the run reads the ledger meanwhile.
                 let clock = std::time::Instant::now();
-                let mut ops = table.range(Bound::Unbounded).peekable();
+                let mut ops = table
+                    .range(Bound::Unbounded)
+                    .filter(|(k, v)| {
+                        let keep = v.is_some() || in_sled(k);
+                        skipped += usize::from(!keep);
+                        keep
+                    })
+                    .peekable();
                 while ops.peek().is_some() {
                     let mut b = sled::Batch::default();
                     for (k, v) in ops.by_ref().take(WRITE_SLICE) {
+                        applied += 1;
                         match v {
                             Some(v) => b.insert(k, v),
                             None => b.remove(k),
@@ -244,7 +259,10 @@ impl LedgerStore {
                     }
                     db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
+                drop(ops);
+                drop(filters);
                 db.flush().map_err(|e| e.to_string())?;
+                super::timing::written(applied, skipped);
                 super::timing::add(
                     "ledger writer (idle priority)",
                     clock.elapsed().as_secs_f64(),
@@ -379,6 +397,7 @@ impl Store for LedgerStore {
             newer.extend(table_range(t, prefix, None));
         }
         // Merged with sled's entries, both in key order.
+        let clock = super::timing::on().then(std::time::Instant::now);
         let mut out = Vec::new();
         let mut newer = newer.into_iter().peekable();
         for r in self.db.scan_prefix(prefix) {
@@ -398,6 +417,10 @@ impl Store for LedgerStore {
             if let Some(nv) = nv {
                 out.push((nk.to_vec(), nv.to_vec()));
             }
+        }
+        if let Some(c) = clock {
+            let what = [b"scan ".as_slice(), prefix].concat();
+            super::timing::sled_read(&what, !out.is_empty(), c.elapsed().as_secs_f64());
         }
         Ok(out)
     }
