@@ -127,8 +127,9 @@ mod tests {
     const T0: u64 = 1_795_253_400;
 
     /// The earmark index keeps only coins that may still be live: a restricted coin spent (offline
-    /// and settled at a sync, or paid online) or refreshed leaves it as its restricted change or
-    /// fresh note joins it, so the clawback reads no coin spent long ago.
+    /// and settled at a sync, or paid online), refreshed or collected leaves it as its restricted
+    /// change or fresh note joins it (both in one batch too), so the clawback reads no coin spent
+    /// long ago.
     #[test]
     fn the_earmark_index_drops_coins_as_they_are_spent() {
         use tongbao::codec::Decode;
@@ -150,6 +151,7 @@ mod tests {
         };
         let winner = make(WalletKind::Personal, WalletClass::II, &mut rng);
         let shop = make(WalletKind::Merchant, WalletClass::I, &mut rng);
+        let shop2 = make(WalletKind::Merchant, WalletClass::I, &mut rng);
         let end = T0 + 7 * 86_400;
         let envelope = iss
             .issue(
@@ -178,9 +180,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(index(), [true], "the note");
-        let mut t = T0 + 60;
-        let mut buy = |fen: u64, rng: &mut StdRng| {
-            t += 60;
+        let buy = |shop: &Wallet<MemStore>, fen: u64, t: u64, rng: &mut StdRng| {
             let request = shop
                 .create_request(Fen(fen), "lunch".into(), 600, t, rng)
                 .expect("request");
@@ -198,7 +198,7 @@ mod tests {
             pay
         };
         // Offline, settled when the shop syncs: the note is spent, its change is restricted.
-        buy(5_000, &mut rng);
+        buy(&shop, 5_000, T0 + 60, &mut rng);
         let r = shop
             .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 3_600, &mut rng)
             .expect("sync");
@@ -206,7 +206,7 @@ mod tests {
         shop.apply_sync(&resp, T0 + 3_600).expect("apply");
         assert_eq!(index(), [true], "the change only");
         // Online: the change is spent at once, its own change indexed.
-        let pay = buy(2_000, &mut rng);
+        let pay = buy(&shop, 2_000, T0 + 3_700, &mut rng);
         iss.pay_online(&pay, T0 + 4_000).expect("online");
         assert_eq!(index(), [true], "the new change only");
         // A second envelope the winner never imports: collected for it at its next sync.
@@ -227,9 +227,26 @@ mod tests {
         let resp = iss.sync(&r, T0 + 7_200).expect("settled");
         winner.apply_sync(&resp, T0 + 7_200).expect("apply");
         assert_eq!(index(), [true], "the fresh note only");
-        // The clawback takes what is left: 200 - 50 - 20 + 10 yuan.
+        // Two payments offline, at two shops, and the second shop syncs first: its coin's chain
+        // makes the first payment's change and spends it (one chain, one batch).
+        buy(&shop, 1_000, T0 + 8_000, &mut rng);
+        buy(&shop2, 500, T0 + 8_100, &mut rng);
+        let r = shop2
+            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 9_000, &mut rng)
+            .expect("sync");
+        let resp = iss.sync(&r, T0 + 9_000).expect("settled");
+        shop2.apply_sync(&resp, T0 + 9_000).expect("apply");
+        assert_eq!(index(), [true], "the second change only");
+        // Then the winner: it reports both payments and refreshes that change, in one batch.
+        let r = winner
+            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 9_500, &mut rng)
+            .expect("sync");
+        let resp = iss.sync(&r, T0 + 9_500).expect("settled");
+        winner.apply_sync(&resp, T0 + 9_500).expect("apply");
+        assert_eq!(index(), [true], "the newest fresh note only");
+        // The clawback takes what is left: 200 - 50 - 20 + 10 - 10 - 5 yuan.
         let c = iss.claw_back(end + 1).expect("clawback");
-        assert_eq!((c.coins, c.value_fen), (1, 14_000));
+        assert_eq!((c.coins, c.value_fen), (1, 12_500));
         assert!(index().is_empty());
         assert!(iss.audit().expect("audit").ok);
     }
