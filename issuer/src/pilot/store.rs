@@ -107,12 +107,15 @@ impl ReadCache {
 /// table being written, at most about twice this many entries, some 600 MB with their overheads.
 const TABLE_MAX: usize = 1 << 20;
 
+/// Keys applied to sled per batch when a checkpoint is written out.
+const WRITE_SLICE: usize = 512;
+
 /// The issuer's ledger in one sled database, written out at checkpoints.
 ///
 /// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
 /// lock); a checkpoint (the pilot's at the end of each day, or a commit's that filled the table
 /// to [`TABLE_MAX`] entries) hands the table to a background thread at idle priority that
-/// applies it to sled key by key in key order and flushes, while the run goes on. The handed-over table stays
+/// applies it to sled in sorted slices and flushes, while the run goes on. The handed-over table stays
 /// readable until it is written out, then is dropped. Reads see the day's table, then the one
 /// being written, then sled: the newest value of every key, as one sled database would give. Sled does the
 /// same work for a day's writes as for the commits one by one, less the keys written again the
@@ -234,26 +237,29 @@ impl LedgerStore {
                 let filters = written.read().map_err(|_| "poisoned".to_string())?;
                 let in_sled = |k: &[u8]| filters.iter().any(|f| f.contains(k));
                 let (mut applied, mut skipped) = (0usize, 0usize);
-                // Key by key, not in batches: sled's `apply_batch` takes a lock that stops every
-                // read of every tree in the process until the batch is in (and from the first
-                // batch on, every read takes that lock), so readers waited for this idle-priority
-                // thread. One key at a time is safe here: until the whole table is written, a
-                // reader finds each of its keys in the table before sled, and the database is
-                // scratch (no crash to recover).
+                // In slices: sled holds every reader of the tree while it applies a batch, and
+                // the run reads the ledger meanwhile.
                 let clock = std::time::Instant::now();
-                let ops = table.range(Bound::Unbounded).filter(|(k, v)| {
-                    let keep = v.is_some() || in_sled(k);
-                    skipped += usize::from(!keep);
-                    keep
-                });
-                for (k, v) in ops {
-                    applied += 1;
-                    match v {
-                        Some(v) => db.insert(k, v).map(drop),
-                        None => db.remove(k).map(drop),
+                let mut ops = table
+                    .range(Bound::Unbounded)
+                    .filter(|(k, v)| {
+                        let keep = v.is_some() || in_sled(k);
+                        skipped += usize::from(!keep);
+                        keep
+                    })
+                    .peekable();
+                while ops.peek().is_some() {
+                    let mut b = sled::Batch::default();
+                    for (k, v) in ops.by_ref().take(WRITE_SLICE) {
+                        applied += 1;
+                        match v {
+                            Some(v) => b.insert(k, v),
+                            None => b.remove(k),
+                        }
                     }
-                    .map_err(|e| e.to_string())?;
+                    db.apply_batch(b).map_err(|e| e.to_string())?;
                 }
+                drop(ops);
                 drop(filters);
                 db.flush().map_err(|e| e.to_string())?;
                 super::timing::written(applied, skipped);
