@@ -197,13 +197,15 @@ mod tests {
             shop.receive(&pay, t + 10).expect("receive");
             pay
         };
+        // A sync with nothing to top up or cash out, settled and applied.
+        let sync = |w: &Wallet<MemStore>, t: u64, rng: &mut StdRng| {
+            let r = w.begin_sync(Fen::ZERO, Fen::ZERO, t, rng).expect("sync");
+            let resp = iss.sync(&r, t).expect("settled");
+            w.apply_sync(&resp, t).expect("apply");
+        };
         // Offline, settled when the shop syncs: the note is spent, its change is restricted.
         buy(&shop, 5_000, T0 + 60, &mut rng);
-        let r = shop
-            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 3_600, &mut rng)
-            .expect("sync");
-        let resp = iss.sync(&r, T0 + 3_600).expect("settled");
-        shop.apply_sync(&resp, T0 + 3_600).expect("apply");
+        sync(&shop, T0 + 3_600, &mut rng);
         assert_eq!(index(), [true], "the change only");
         // Online: the change is spent at once, its own change indexed.
         let pay = buy(&shop, 2_000, T0 + 3_700, &mut rng);
@@ -221,28 +223,16 @@ mod tests {
         assert_eq!(index(), [true, true]);
         // A refresh: the restricted change comes home, and the second envelope is collected,
         // both as one fresh restricted note (one per expiry).
-        let r = winner
-            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 7_200, &mut rng)
-            .expect("sync");
-        let resp = iss.sync(&r, T0 + 7_200).expect("settled");
-        winner.apply_sync(&resp, T0 + 7_200).expect("apply");
+        sync(&winner, T0 + 7_200, &mut rng);
         assert_eq!(index(), [true], "the fresh note only");
         // Two payments offline, at two shops, and the second shop syncs first: its coin's chain
         // makes the first payment's change and spends it (one chain, one batch).
         buy(&shop, 1_000, T0 + 8_000, &mut rng);
         buy(&shop2, 500, T0 + 8_100, &mut rng);
-        let r = shop2
-            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 9_000, &mut rng)
-            .expect("sync");
-        let resp = iss.sync(&r, T0 + 9_000).expect("settled");
-        shop2.apply_sync(&resp, T0 + 9_000).expect("apply");
+        sync(&shop2, T0 + 9_000, &mut rng);
         assert_eq!(index(), [true], "the second change only");
         // Then the winner: it reports both payments and refreshes that change, in one batch.
-        let r = winner
-            .begin_sync(Fen::ZERO, Fen::ZERO, T0 + 9_500, &mut rng)
-            .expect("sync");
-        let resp = iss.sync(&r, T0 + 9_500).expect("settled");
-        winner.apply_sync(&resp, T0 + 9_500).expect("apply");
+        sync(&winner, T0 + 9_500, &mut rng);
         assert_eq!(index(), [true], "the newest fresh note only");
         // The clawback takes what is left: 200 - 50 - 20 + 10 - 10 - 5 yuan.
         let c = iss.claw_back(end + 1).expect("clawback");
