@@ -323,6 +323,7 @@ impl World {
     /// Frees the run: the wallets on every core while the ledger closes (dropped one by one, a
     /// hundred thousand wallets' maps take seconds to free).
     pub(crate) fn teardown(self) {
+        self.spill.stop_reclaiming();
         let World {
             iss,
             persons,
@@ -387,15 +388,18 @@ impl World {
                 ("pools", &mut self.pool.iter()),
                 ("shops", &mut self.shops.iter()),
             ],
-            self.spill.written(),
+            &self.spill,
         );
         super::timing::time("day: rest wallets", || {
+            // Sparse regions of the resting wallets' file are emptied by this rest.
+            self.spill.plan_moves();
             self.persons
                 .par_iter()
                 .flatten()
                 .chain(self.pool.par_iter())
                 .chain(self.shops.par_iter())
                 .for_each(|w| w.store().rest());
+            self.spill.give_back();
         });
         row.settled = self
             .pays

@@ -253,11 +253,12 @@ pub(crate) mod timing {
 
     /// Prints, when timing is on, what the day's wallets hold decompressed before they rest:
     /// wallets and bytes of readable packed records, by kind of wallet; and the bytes written to
-    /// the resting wallets' file so far (`spilled`).
+    /// the resting wallets' file so far, the bytes of it no wallet refers to any more (and the
+    /// runs they make), and the disk it takes.
     pub(crate) fn thawed(
         day: u32,
         kinds: [(&str, &mut dyn Iterator<Item = &super::engine::W>); 3],
-        spilled: u64,
+        spill: &super::store::Spill,
     ) {
         if !on() {
             return;
@@ -272,10 +273,16 @@ pub(crate) mod timing {
                 format!("{kind} {n} ({} MB)", b >> 20)
             })
             .collect();
+        let (freed, runs) = spill.freed();
+        let disk = spill
+            .on_disk()
+            .map_or_else(|| "?".to_string(), |b| (b >> 20).to_string());
         eprintln!(
-            "  day {day}: thawed before rest: {}; resting wallets' file {} MB",
+            "  day {day}: thawed before rest: {}; resting wallets' file {} MB written, {} MB \
+             freed ({runs} runs), {disk} MB on disk",
             parts.join(", "),
-            spilled >> 20
+            spill.written() >> 20,
+            freed >> 20,
         );
     }
 

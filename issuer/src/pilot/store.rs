@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -547,15 +547,50 @@ struct Block {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Cold {
     Mem(Box<[u8]>),
-    File { at: u64, len: u32 },
+    File(Arc<Extent>),
 }
 
 impl Cold {
     fn len(&self) -> usize {
         match self {
             Cold::Mem(b) => b.len(),
-            Cold::File { len, .. } => *len as usize,
+            Cold::File(e) => e.len as usize,
         }
+    }
+}
+
+/// A block's bytes in the spill file. A wallet and its rollback snapshots share them; when the
+/// last block that refers to them goes (written afresh, or its wallet dropped), the file gives
+/// their disk space back ([`Spill::free`]).
+struct Extent {
+    spill: Arc<Spill>,
+    at: u64,
+    len: u32,
+}
+
+impl Extent {
+    fn read(&self) -> Result<Vec<u8>, StoreError> {
+        self.spill.read(self.at, self.len)
+    }
+}
+
+impl Drop for Extent {
+    fn drop(&mut self) {
+        self.spill.free(self.at, self.len);
+    }
+}
+
+impl PartialEq for Extent {
+    fn eq(&self, other: &Extent) -> bool {
+        Arc::ptr_eq(&self.spill, &other.spill) && self.at == other.at && self.len == other.len
+    }
+}
+
+impl Eq for Extent {}
+
+impl std::fmt::Debug for Extent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extent({}+{})", self.at, self.len)
     }
 }
 
@@ -563,13 +598,49 @@ impl Cold {
 /// the city's idle wallets take disk instead of memory (gigabytes at a million wallets). It is
 /// only appended to: a block's bytes never move or change, so every copy of a wallet that
 /// refers to them (a rollback's snapshot included) stays valid. A block packed again is written
-/// afresh and its old bytes are left behind until the run ends and the file is deleted: the file
-/// grows by what each day's rest compresses, a few times the records' own size over a run.
+/// afresh at the end, and its old bytes, once no copy refers to them ([`Extent`]), are given
+/// back to the file system: on Linux the file's whole pages that only such bytes fill become
+/// holes (`fallocate` with `FALLOC_FL_PUNCH_HOLE`). So the file's length grows by what each
+/// day's rest compresses (a few times the records' own size over a run), but the disk it takes
+/// stays near what the wallets hold. A page is only given back when none of its bytes is still
+/// used, and a person's wallet is a fraction of a page, so the pilot also empties the regions of
+/// the file that have become sparse: before each day's rest ([`Spill::plan_moves`]), the
+/// wallets with blocks there write them afresh at the end ([`SimStore::rest`]). Elsewhere, or on
+/// a file system without holes, the bytes stay until the run ends and the file is deleted.
 pub struct Spill {
     file: File,
     path: PathBuf,
     end: AtomicU64,
+    /// Whether bytes no block refers to are given back (cleared when holes fail, and at the
+    /// end of the run, when the whole file goes).
+    reclaim: AtomicBool,
+    usage: Mutex<Usage>,
+    /// The regions whose blocks the wallets' next rest moves ([`Spill::plan_moves`]).
+    moving: RwLock<Vec<bool>>,
+    /// Bytes in a region ([`SPILL_REGION`]; smaller in tests).
+    region: u64,
 }
+
+/// What the spill file's bytes are used for.
+#[derive(Default)]
+struct Usage {
+    /// Runs of bytes no block refers to (start to end, merged when they meet).
+    runs: BTreeMap<u64, u64>,
+    /// Their total.
+    freed: u64,
+    /// Bytes blocks refer to, by the region where their bytes start.
+    live: Vec<u64>,
+    /// Whole pages of free bytes not yet given back ([`Spill::give_back`]).
+    pending: Vec<(u64, u64)>,
+}
+
+/// The spill file's regions: one where blocks refer to less than half of the bytes is emptied
+/// by the next rest (a region is the unit of that choice, not of what is written or freed).
+const SPILL_REGION: u64 = 1 << 20;
+
+/// The granularity in which file systems give back space (a page; bigger blocks are handled by
+/// the kernel, which only frees whole ones).
+const HOLE_ALIGN: u64 = 4096;
 
 impl Spill {
     /// Creates the file at `path` (which must not exist); it is deleted when the spill is dropped.
@@ -580,16 +651,166 @@ impl Spill {
             .create_new(true)
             .open(path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        Ok(Arc::new(Spill {
+        Ok(Arc::new(Spill::over(file, path.to_path_buf())))
+    }
+
+    fn over(file: File, path: PathBuf) -> Spill {
+        Spill {
             file,
-            path: path.to_path_buf(),
+            path,
             end: AtomicU64::new(0),
-        }))
+            reclaim: AtomicBool::new(cfg!(target_os = "linux")),
+            usage: Mutex::new(Usage::default()),
+            moving: RwLock::new(Vec::new()),
+            region: SPILL_REGION,
+        }
     }
 
     /// Bytes written to the file so far (live and left behind).
     pub fn written(&self) -> u64 {
         self.end.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written that no block refers to any more, and the runs they make.
+    pub fn freed(&self) -> (u64, usize) {
+        self.usage
+            .lock()
+            .map_or((0, 0), |u| (u.freed, u.runs.len()))
+    }
+
+    /// Marks the regions of the file, wholly written, where blocks refer to less than half of
+    /// the bytes: the next rest of each wallet with blocks there writes them afresh at the end
+    /// (they are read back as they are, still compressed), so the region empties and its pages
+    /// become holes. Nothing is marked where space is not given back.
+    pub fn plan_moves(&self) {
+        let whole = usize::try_from(self.written() / self.region).unwrap_or(usize::MAX);
+        let sparse: Vec<bool> = if self.reclaim.load(Ordering::Relaxed) {
+            self.usage.lock().map_or_else(
+                |_| Vec::new(),
+                |u| {
+                    (0..whole)
+                        .map(|r| u.live.get(r).copied().unwrap_or(0))
+                        .map(|live| live > 0 && live < self.region / 2)
+                        .collect()
+                },
+            )
+        } else {
+            Vec::new()
+        };
+        if let Ok(mut m) = self.moving.write() {
+            *m = sparse;
+        }
+    }
+
+    fn region_of(&self, at: u64) -> usize {
+        usize::try_from(at / self.region).unwrap_or(usize::MAX)
+    }
+
+    /// Blocks now refer to `len` bytes at `at` (in one of the file's regions).
+    fn hold(&self, extents: impl Iterator<Item = (u64, u32)>) {
+        if let Ok(mut u) = self.usage.lock() {
+            for (at, len) in extents {
+                let r = self.region_of(at);
+                if u.live.len() <= r {
+                    u.live.resize(r + 1, 0);
+                }
+                u.live[r] += u64::from(len);
+            }
+        }
+    }
+
+    /// The disk the file takes (its allocated blocks), where the platform tells.
+    pub fn on_disk(&self) -> Option<u64> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.file.metadata().ok().map(|m| m.blocks() * 512)
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    /// Stops giving back space: the run is over and the whole file is about to go, so freeing
+    /// it block by block as the wallets drop would only cost time.
+    pub fn stop_reclaiming(&self) {
+        self.reclaim.store(false, Ordering::Relaxed);
+    }
+
+    /// Gives back to the file system the pages that have filled with free bytes since the last
+    /// call, in as few calls as they allow (a hole punched is a journal transaction; punching
+    /// each page as it fills cost a pilot more than the rest of the day's rest).
+    pub fn give_back(&self) {
+        let Some(mut pages) = self
+            .usage
+            .lock()
+            .ok()
+            .map(|mut u| std::mem::take(&mut u.pending))
+        else {
+            return;
+        };
+        if !self.reclaim.load(Ordering::Relaxed) {
+            return;
+        }
+        pages.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());
+        for (lo, hi) in pages {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        for (lo, hi) in merged {
+            if punch_hole(&self.file, lo, hi - lo).is_err() {
+                // No holes here: the bytes stay until the file is deleted, as elsewhere.
+                self.stop_reclaiming();
+                return;
+            }
+        }
+    }
+
+    /// `len` bytes at `at` that no block refers to any more: the file's whole pages that free
+    /// bytes now fill (this run's and those freed before it, merged) are due to become holes
+    /// ([`Spill::give_back`]). Bytes are never written again once freed (the file is only
+    /// appended to), so a page of free bytes stays free.
+    fn free(&self, at: u64, len: u32) {
+        if len == 0 || !self.reclaim.load(Ordering::Relaxed) {
+            return;
+        }
+        let end = at + u64::from(len);
+        let Ok(mut f) = self.usage.lock() else {
+            return;
+        };
+        f.freed += u64::from(len);
+        let r = self.region_of(at);
+        if let Some(live) = f.live.get_mut(r) {
+            *live = live.saturating_sub(u64::from(len));
+        }
+        let (mut start, mut stop) = (at, end);
+        if let Some((&s, &e)) = f.runs.range(..=at).next_back()
+            && e >= at
+        {
+            start = s;
+            stop = stop.max(e);
+            f.runs.remove(&s);
+        }
+        if let Some((&s, &e)) = f.runs.range(at..).next()
+            && s <= end
+        {
+            stop = stop.max(e);
+            f.runs.remove(&s);
+        }
+        f.runs.insert(start, stop);
+        // The whole pages of the merged run that these bytes touch (those before were due when
+        // they filled, or are not full yet).
+        let lo = start
+            .next_multiple_of(HOLE_ALIGN)
+            .max(at / HOLE_ALIGN * HOLE_ALIGN);
+        let hi = (stop / HOLE_ALIGN * HOLE_ALIGN).min(end.next_multiple_of(HOLE_ALIGN));
+        if hi > lo {
+            f.pending.push((lo, hi));
+        }
     }
 
     /// Appends `bytes`; where they start.
@@ -616,6 +837,23 @@ impl Drop for Spill {
         // Scratch: nothing in it outlives the run.
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+#[cfg(target_os = "linux")]
+fn punch_hole(file: &File, at: u64, len: u64) -> std::io::Result<()> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        at,
+        len,
+    )
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_: &File, _: u64, _: u64) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(unix)]
@@ -728,18 +966,12 @@ impl Block {
     }
 
     /// Makes the bytes readable (a resting block read or written).
-    fn thaw(&mut self, spill: Option<&Spill>) -> Result<(), StoreError> {
+    fn thaw(&mut self) -> Result<(), StoreError> {
         if self.data.is_none() {
             let cold: Cow<'_, [u8]> = match &self.cold {
                 None => Cow::Borrowed(&[]),
                 Some(Cold::Mem(b)) => Cow::Borrowed(b),
-                Some(Cold::File { at, len }) => Cow::Owned(
-                    spill
-                        .ok_or_else(|| {
-                            StoreError::Backend("wallet records: no file to read".into())
-                        })?
-                        .read(*at, *len)?,
-                ),
+                Some(Cold::File(e)) => Cow::Owned(e.read()?),
             };
             // The length written first must be the block's (a damaged one could ask for
             // gigabytes).
@@ -814,9 +1046,8 @@ impl Inner {
             rest.partition_point(|b| &*b.first < prefix || b.first.starts_with(prefix))
         });
         let to = to.min(self.blocks.len());
-        let spill = self.spill.as_deref();
         for b in self.blocks.get_mut(from..to).unwrap_or_default() {
-            b.thaw(spill)?;
+            b.thaw()?;
         }
         Ok(from..to)
     }
@@ -829,7 +1060,7 @@ impl Inner {
         let Some(b) = self.blocks.get_mut(i) else {
             return Ok(None);
         };
-        b.thaw(self.spill.as_deref())?;
+        b.thaw()?;
         Ok(b.packed().and_then(|p| p.get(key)))
     }
 
@@ -886,9 +1117,8 @@ impl Inner {
                 *c += 1;
             }
         }
-        let spill = self.spill.as_deref();
         for (b, _) in self.blocks.iter_mut().zip(&counts).filter(|(_, c)| **c > 0) {
-            b.thaw(spill)?;
+            b.thaw()?;
         }
         let recent = std::mem::take(&mut self.recent);
         let old = std::mem::take(&mut self.blocks);
@@ -943,13 +1173,35 @@ impl Inner {
         // the damage.
         let _ = self.pack(true);
         if let Some(spill) = self.spill.clone() {
+            self.move_out_of_sparse(&spill);
             self.spill_out(&spill);
+        }
+    }
+
+    /// Reads back, still compressed, the resting blocks in regions of the file being emptied
+    /// ([`Spill::plan_moves`]), so that they are written afresh with the others. A block that
+    /// cannot be read stays where it is (its next read reports the damage).
+    fn move_out_of_sparse(&mut self, spill: &Spill) {
+        let Ok(moving) = spill.moving.read() else {
+            return;
+        };
+        if moving.is_empty() {
+            return;
+        }
+        for b in &mut self.blocks {
+            if let (None, Some(Cold::File(e))) = (&b.data, &b.cold)
+                && std::ptr::eq(&*e.spill, spill)
+                && moving.get(spill.region_of(e.at)) == Some(&true)
+                && let Ok(bytes) = e.read()
+            {
+                b.cold = Some(Cold::Mem(bytes.into_boxed_slice()));
+            }
         }
     }
 
     /// Writes the blocks compressed in memory to `spill` (in one write) and keeps only where they
     /// are. If the write fails (a full disk), they stay in memory and the run goes on.
-    fn spill_out(&mut self, spill: &Spill) {
+    fn spill_out(&mut self, spill: &Arc<Spill>) {
         let in_memory = |b: &Block| match (&b.data, &b.cold) {
             (None, Some(Cold::Mem(c))) => Some(c.len()),
             _ => None,
@@ -964,17 +1216,26 @@ impl Inner {
                 bytes.extend_from_slice(c);
             }
         }
-        let Ok(mut at) = spill.append(&bytes) else {
+        let Ok(start) = spill.append(&bytes) else {
             return;
         };
+        let mut at = start;
         for b in &mut self.blocks {
             if let Some(n) = in_memory(b) {
                 // Fits: `total` does.
                 let len = n as u32;
-                b.cold = Some(Cold::File { at, len });
+                b.cold = Some(Cold::File(Arc::new(Extent {
+                    spill: Arc::clone(spill),
+                    at,
+                    len,
+                })));
                 at += u64::from(len);
             }
         }
+        spill.hold(self.blocks.iter().filter_map(|b| match &b.cold {
+            Some(Cold::File(e)) if e.at >= start => Some((e.at, e.len)),
+            _ => None,
+        }));
     }
 }
 
@@ -1550,11 +1811,10 @@ mod tests {
         drop((store, snap, spill));
         assert!(!path.exists(), "the file goes with the spill");
         // A spill whose file cannot be written: the blocks stay compressed in memory.
-        let spill = Arc::new(Spill {
-            file: File::open(dir.path()).expect("a directory, read only"),
-            path: dir.path().join("never"),
-            end: AtomicU64::new(0),
-        });
+        let spill = Arc::new(Spill::over(
+            File::open(dir.path()).expect("a directory, read only"),
+            dir.path().join("never"),
+        ));
         let store = SimStore::spilling(&spill);
         let mut b = Batch::new();
         b.put(b"c/1".to_vec(), vec![1; 50]);
@@ -1562,6 +1822,191 @@ mod tests {
         store.rest();
         assert!(store.cold_in_memory() > 0);
         assert_eq!(store.get(b"c/1").expect("get"), Some(vec![1; 50]));
+    }
+
+    /// Bytes in the file that a block refers to, written one extent at a time (as a wallet's
+    /// rest writes its blocks: several in one write, each its own extent).
+    fn spill_extents(
+        spill: &Arc<Spill>,
+        sizes: &[usize],
+        fill: u64,
+    ) -> Vec<(Arc<Extent>, Vec<u8>)> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(fill);
+        sizes
+            .chunks(3)
+            .flat_map(|group| {
+                let parts: Vec<Vec<u8>> = group
+                    .iter()
+                    .map(|&n| {
+                        let mut b = vec![0; n];
+                        rng.fill_bytes(&mut b);
+                        b
+                    })
+                    .collect();
+                let start = spill.append(&parts.concat()).expect("append");
+                let mut at = start;
+                let out: Vec<_> = parts
+                    .into_iter()
+                    .map(|b| {
+                        let len = u32::try_from(b.len()).expect("small");
+                        let e = Arc::new(Extent {
+                            spill: Arc::clone(spill),
+                            at,
+                            len,
+                        });
+                        at += u64::from(len);
+                        (e, b)
+                    })
+                    .collect();
+                spill.hold(out.iter().map(|(e, _)| (e.at, e.len)));
+                out
+            })
+            .collect()
+    }
+
+    /// Pages of the file that the extents' bytes touch.
+    fn pages_touched<'a>(extents: impl Iterator<Item = &'a Arc<Extent>>) -> u64 {
+        let pages: BTreeSet<u64> = extents
+            .flat_map(|e| {
+                let end = e.at + u64::from(e.len);
+                e.at / HOLE_ALIGN..end.div_ceil(HOLE_ALIGN)
+            })
+            .collect();
+        pages.len() as u64
+    }
+
+    /// Bytes no block refers to are counted and, on Linux, the pages only they fill become holes
+    /// (however the frees fall: runs merge across extents and pages); every extent still in use
+    /// reads back exactly what was written, so no hole took a byte in use.
+    #[test]
+    fn spill_gives_back_what_no_block_uses() {
+        use rand::seq::SliceRandom;
+        use rand::{RngExt, SeedableRng};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = Spill::create(&dir.path().join("wallets")).expect("spill");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let sizes: Vec<usize> = (0..600).map(|_| rng.random_range(1..9000)).collect();
+        let mut extents = spill_extents(&spill, &sizes, 1);
+        let written = spill.written();
+        assert_eq!(written, sizes.iter().sum::<usize>() as u64);
+        assert_eq!(spill.freed(), (0, 0));
+        extents.shuffle(&mut rng);
+        let kept = extents.split_off(extents.len() * 3 / 10);
+        let dropped: u64 = extents.iter().map(|(e, _)| u64::from(e.len)).sum();
+        drop(extents);
+        let (freed, runs) = spill.freed();
+        assert_eq!(freed, dropped);
+        assert!(runs > 0 && runs <= kept.len() + 1, "{runs} runs");
+        for (e, bytes) in &kept {
+            assert_eq!(&e.read().expect("read"), bytes, "{e:?}");
+        }
+        assert!(
+            spill.on_disk().expect("blocks") >= written,
+            "given back only when asked"
+        );
+        spill.give_back();
+        if cfg!(target_os = "linux") {
+            assert!(spill.reclaim.load(Ordering::Relaxed), "holes work here");
+            let disk = spill.on_disk().expect("blocks");
+            let floor = pages_touched(kept.iter().map(|(e, _)| e)) * HOLE_ALIGN;
+            // Exactly the pages in use are left: every page of free bytes only is a hole.
+            assert_eq!(disk, floor, "bytes on disk, and in pages in use");
+        }
+        // The region accounting follows: what is left is what blocks hold.
+        let live: u64 = spill
+            .usage
+            .lock()
+            .map(|u| u.live.iter().sum())
+            .expect("lock");
+        assert_eq!(live, written - freed);
+        // The run's end: nothing more is given back, and the file goes with the spill.
+        spill.stop_reclaiming();
+        drop(kept);
+        assert_eq!(spill.freed().0, freed);
+    }
+
+    /// Regions of the file where blocks use less than half the bytes are emptied by the next
+    /// rest: the wallets with blocks there write them afresh, read the same, and the file takes
+    /// less disk; a snapshot keeps its own blocks where they were.
+    #[test]
+    fn sim_store_moves_blocks_out_of_sparse_regions() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spill = Spill::over(
+            File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(dir.path().join("wallets"))
+                .expect("file"),
+            dir.path().join("wallets"),
+        );
+        spill.region = 64 << 10;
+        let spill = Arc::new(spill);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut value = |n: usize| {
+            let mut b = vec![0; n];
+            rng.fill_bytes(&mut b);
+            b
+        };
+        let wallets: Vec<SimStore> = (0..120).map(|_| SimStore::spilling(&spill)).collect();
+        for (i, w) in wallets.iter().enumerate() {
+            let mut b = Batch::new();
+            b.put(format!("m/{i}").into_bytes(), value(3000));
+            w.commit(b).expect("commit");
+            w.rest();
+        }
+        let snap = wallets[1].snapshot();
+        let snap_before = snap.scan_prefix(b"").expect("scan");
+        // Two of every three wallets change: their old blocks are freed.
+        for (i, w) in wallets.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+            let mut b = Batch::new();
+            b.put(format!("m/{i}").into_bytes(), value(3000));
+            w.commit(b).expect("commit");
+            w.rest();
+        }
+        let before: Vec<Pairs> = wallets
+            .iter()
+            .map(|w| w.scan_prefix(b"").expect("scan"))
+            .collect();
+        spill.give_back();
+        let (written, disk) = (spill.written(), spill.on_disk().expect("blocks"));
+        spill.plan_moves();
+        let marked = spill
+            .moving
+            .read()
+            .map(|m| m.iter().filter(|&&s| s).count());
+        assert!(marked.expect("lock") >= 3, "the first regions are sparse");
+        for w in &wallets {
+            w.rest();
+        }
+        assert!(spill.written() > written, "blocks were moved");
+        for (w, b) in wallets.iter().zip(&before) {
+            assert_eq!(&w.scan_prefix(b"").expect("scan"), b);
+        }
+        assert_eq!(snap.scan_prefix(b"").expect("scan"), snap_before);
+        let live: u64 = spill
+            .usage
+            .lock()
+            .map(|u| u.live.iter().sum())
+            .expect("lock");
+        assert_eq!(live, spill.written() - spill.freed().0);
+        spill.give_back();
+        if cfg!(target_os = "linux") {
+            let after = spill.on_disk().expect("blocks");
+            assert!(
+                after < disk,
+                "{after} bytes on disk after the moves, {disk} before"
+            );
+        }
+        // Nothing sparse is left to move: a second rest writes nothing.
+        spill.plan_moves();
+        let written = spill.written();
+        for w in &wallets {
+            w.rest();
+        }
+        assert_eq!(spill.written(), written);
     }
 
     /// A wallet larger than a block: a read decompresses only the block it needs, a write only
