@@ -65,6 +65,10 @@ pub(crate) mod keys {
     pub const REVOCATIONS: &[u8] = b"m/revocations";
     pub const ISSUED_TOTAL: &[u8] = b"m/issued-total";
     pub const NOTE_COUNT: &[u8] = b"m/note-count";
+    /// Wallets certified (u64): one more in the batch that writes a new wallet's record. A
+    /// ledger made before it has none; it is counted from `w/` then, and written with the next
+    /// certification.
+    pub const WALLET_COUNT: &[u8] = b"m/wallet-count";
     /// Registered wallets by public key.
     pub const WALLET: &[u8] = b"w/";
     /// Issued notes by note id (the coin id of a note).
@@ -250,6 +254,7 @@ impl<S: Store> Issuer<S> {
         b.put(keys::REVOCATIONS, rl.to_bytes());
         b.put(keys::ISSUED_TOTAL, 0u64.to_be_bytes().to_vec());
         b.put(keys::NOTE_COUNT, 0u64.to_be_bytes().to_vec());
+        b.put(keys::WALLET_COUNT, 0u64.to_be_bytes().to_vec());
         store.commit(b)?;
         Ok(Issuer {
             store,
@@ -398,19 +403,21 @@ impl<S: Store> Issuer<S> {
         not_future(reg, now)?;
         let (key_id, key) = self.signing_key(now)?;
         let mut b = Batch::new();
-        let cert = self
-            .certify_record(
-                reg,
-                class,
-                valid_secs,
-                now,
-                key_id,
-                &self.revocations()?,
-                &mut b,
-            )?
-            .signed(&key);
+        let (cert, new) = self.certify_record(
+            reg,
+            class,
+            valid_secs,
+            now,
+            key_id,
+            &self.revocations()?,
+            &mut b,
+        )?;
+        if new {
+            let count = self.wallet_count()? + 1;
+            b.put(keys::WALLET_COUNT, count.to_be_bytes().to_vec());
+        }
         self.store.commit(b)?;
-        Ok(cert)
+        Ok(cert.signed(&key))
     }
 
     /// Certifies several registrations (personal and merchant wallets; a till needs
@@ -461,12 +468,14 @@ impl<S: Store> Issuer<S> {
         let prepared = self
             .signing_key(now)
             .and_then(|k| Ok((k, self.revocations()?)));
-        let ((key_id, key), rl) = match prepared {
+        let prepared = prepared.and_then(|p| Ok((p, self.wallet_count()?)));
+        let (((key_id, key), rl), count) = match prepared {
             Ok(p) => p,
             Err(e) => return fail_all(e),
         };
         let mut b = Batch::new();
         let mut seen = HashSet::new();
+        let mut new = 0u64;
         let unsigned: Vec<Result<Certificate, IssuerError>> = regs
             .iter()
             .zip(checked)
@@ -478,9 +487,15 @@ impl<S: Store> Issuer<S> {
                         reg.wallet.address()
                     )));
                 }
-                self.certify_record(reg, *class, valid_secs, now, key_id, &rl, &mut b)
+                let (cert, fresh) =
+                    self.certify_record(reg, *class, valid_secs, now, key_id, &rl, &mut b)?;
+                new += u64::from(fresh);
+                Ok(cert)
             })
             .collect();
+        if new > 0 {
+            b.put(keys::WALLET_COUNT, (count + new).to_be_bytes().to_vec());
+        }
         let certs = unsigned
             .into_par_iter()
             .map(|c| c.map(|c| c.signed(&key)))
@@ -492,7 +507,8 @@ impl<S: Store> Issuer<S> {
     }
 
     /// The checks and the wallet record of a certification, with the ledger lock held: queues the
-    /// record in `b` and returns the certificate, not yet signed by note key `key_id`.
+    /// record in `b` and returns the certificate, not yet signed by note key `key_id`, and whether
+    /// the wallet is new (the caller counts it, [`keys::WALLET_COUNT`]).
     #[allow(clippy::too_many_arguments)]
     fn certify_record(
         &self,
@@ -503,7 +519,7 @@ impl<S: Store> Issuer<S> {
         key_id: u32,
         rl: &RevocationList,
         b: &mut Batch,
-    ) -> Result<Certificate, IssuerError> {
+    ) -> Result<(Certificate, bool), IssuerError> {
         not_future(reg, now)?;
         if rl.is_revoked(&reg.wallet) {
             return Err(IssuerError::Revoked(reg.wallet.address()));
@@ -520,6 +536,7 @@ impl<S: Store> Issuer<S> {
             }
         }
         let existing = self.wallet(&reg.wallet)?;
+        let fresh = existing.is_none();
         if let Some(rec) = &existing
             && rec.kind != reg.kind
         {
@@ -546,7 +563,7 @@ impl<S: Store> Issuer<S> {
             registered_at: existing.map(|r| r.registered_at).unwrap_or(now),
         };
         b.put(keys::with(keys::WALLET, reg.wallet.as_bytes()), json(&rec)?);
-        Ok(cert)
+        Ok((cert, fresh))
     }
 
     /// Issues `amount` as one note to a certified wallet and records it.
@@ -705,7 +722,7 @@ impl<S: Store> Issuer<S> {
             key_set_version: self.keyset()?.set_version,
             issued_fen: issued,
             notes: self.load_u64(keys::NOTE_COUNT)?,
-            wallets: self.store.scan_prefix(keys::WALLET)?.len() as u64,
+            wallets: self.wallet_count()?,
             revoked: self.revocations()?.entries.len() as u64,
             redeemed_fen: redeemed,
             outstanding_fen: issued.saturating_sub(redeemed),
@@ -813,6 +830,25 @@ impl<S: Store> Issuer<S> {
         Ok(())
     }
 
+    /// Wallets certified: the count kept with their records, or in a ledger made before it, the
+    /// records counted a page at a time.
+    pub(crate) fn wallet_count(&self) -> Result<u64, IssuerError> {
+        if self.store.get(keys::WALLET_COUNT)?.is_some() {
+            return self.load_u64(keys::WALLET_COUNT);
+        }
+        let (mut n, mut after) = (0u64, None::<Vec<u8>>);
+        loop {
+            let page = self
+                .store
+                .scan_range(keys::WALLET, after.as_deref(), 4096)?;
+            n += page.len() as u64;
+            match page.last() {
+                Some((k, _)) if page.len() == 4096 => after = Some(k.clone()),
+                _ => return Ok(n),
+            }
+        }
+    }
+
     pub(crate) fn load_u64(&self, key: &[u8]) -> Result<u64, IssuerError> {
         let v = self.store.get(key)?.unwrap_or_else(|| vec![0; 8]);
         let arr: [u8; 8] = v
@@ -904,4 +940,78 @@ fn seed_key(seed: &[u8]) -> Result<SecretKey, IssuerError> {
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, IssuerError> {
     serde_json::to_vec(v).map_err(|e| IssuerError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use tongbao::store::MemStore;
+    use tongbao::wallet::Wallet;
+
+    const T0: u64 = 1_795_253_400;
+
+    /// `ledger stats` counts wallets without reading every record: the count kept with them
+    /// grows by the new wallets of each certification, one by one or in a batch, and not by a
+    /// renewal or a refused registration; a ledger made before the count (none stored) is counted
+    /// from its records, and the next certification writes the count.
+    #[test]
+    fn the_wallet_count_follows_certifications() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let iss = Issuer::init(MemStore::new(), T0, &mut rng).expect("init");
+        let records = |iss: &Issuer<MemStore>| {
+            iss.store.scan_prefix(keys::WALLET).expect("scan").len() as u64
+        };
+        let stored = |iss: &Issuer<MemStore>| iss.store.get(keys::WALLET_COUNT).expect("get");
+        let mut reg = |kind| {
+            let keyset = iss.keyset().expect("keyset");
+            Wallet::create(MemStore::new(), kind, None, keyset, T0, &mut rng)
+                .expect("wallet")
+                .1
+        };
+        let (a, b, c, d) = (
+            reg(WalletKind::Personal),
+            reg(WalletKind::Merchant),
+            reg(WalletKind::Personal),
+            reg(WalletKind::Personal),
+        );
+        assert_eq!(iss.stats().expect("stats").wallets, 0);
+        iss.certify(&a, WalletClass::II, 86_400, T0)
+            .expect("certify");
+        iss.certify(&a, WalletClass::II, 86_400, T0)
+            .expect("a renewal");
+        assert_eq!((iss.stats().expect("stats").wallets, records(&iss)), (1, 1));
+        // A batch: two new wallets (one of them twice: refused the second time) and a renewal.
+        let certs = iss.certify_batch(
+            &[
+                (b.clone(), WalletClass::I),
+                (c.clone(), WalletClass::II),
+                (c.clone(), WalletClass::II),
+                (a.clone(), WalletClass::II),
+            ],
+            86_400,
+            T0,
+        );
+        let ok: Vec<bool> = certs.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, true, false, true]);
+        assert_eq!((iss.stats().expect("stats").wallets, records(&iss)), (3, 3));
+        // A ledger from before the count: counted from the records, then kept again.
+        let mut old = Batch::new();
+        old.delete(keys::WALLET_COUNT.to_vec());
+        iss.store.commit(old).expect("commit");
+        assert_eq!(iss.stats().expect("stats").wallets, 3);
+        iss.certify(&d, WalletClass::II, 86_400, T0)
+            .expect("certify");
+        assert_eq!(stored(&iss), Some(4u64.to_be_bytes().to_vec()));
+        assert_eq!((iss.stats().expect("stats").wallets, records(&iss)), (4, 4));
+        // Counted a page at a time: more records than a page (stand-ins; only keys are read).
+        let mut many = Batch::new();
+        for i in 0..5000u32 {
+            many.put(keys::with(keys::WALLET, &i.to_be_bytes()), b"{}".to_vec());
+        }
+        many.delete(keys::WALLET_COUNT.to_vec());
+        iss.store.commit(many).expect("commit");
+        assert_eq!(iss.stats().expect("stats").wallets, 5004);
+    }
 }

@@ -399,7 +399,7 @@ impl World {
                 .chain(self.pool.par_iter())
                 .chain(self.shops.par_iter())
                 .for_each(|w| w.store().rest());
-            self.spill.give_back();
+            super::timing::time("rest: give back", || self.spill.give_back());
         });
         row.settled = self
             .pays

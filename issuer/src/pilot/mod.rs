@@ -273,15 +273,17 @@ pub(crate) mod timing {
                 format!("{kind} {n} ({} MB)", b >> 20)
             })
             .collect();
-        let (freed, runs) = spill.freed();
+        let (freed, given) = spill.freed();
+        let (moved, holes) = spill.moves();
         let disk = spill
             .on_disk()
             .map_or_else(|| "?".to_string(), |b| (b >> 20).to_string());
         eprintln!(
-            "  day {day}: thawed before rest: {}; resting wallets' file {} MB written, {} MB \
-             freed ({runs} runs), {disk} MB on disk",
+            "  day {day}: thawed before rest: {}; resting wallets' file {} MB written ({} MB \
+             moved), {} MB freed, {given} regions given back ({holes} calls), {disk} MB on disk",
             parts.join(", "),
             spill.written() >> 20,
+            moved >> 20,
             freed >> 20,
         );
     }

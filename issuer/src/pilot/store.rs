@@ -598,49 +598,50 @@ impl std::fmt::Debug for Extent {
 /// the city's idle wallets take disk instead of memory (gigabytes at a million wallets). It is
 /// only appended to: a block's bytes never move or change, so every copy of a wallet that
 /// refers to them (a rollback's snapshot included) stays valid. A block packed again is written
-/// afresh at the end, and its old bytes, once no copy refers to them ([`Extent`]), are given
-/// back to the file system: on Linux the file's whole pages that only such bytes fill become
-/// holes (`fallocate` with `FALLOC_FL_PUNCH_HOLE`). So the file's length grows by what each
-/// day's rest compresses (a few times the records' own size over a run), but the disk it takes
-/// stays near what the wallets hold. A page is only given back when none of its bytes is still
-/// used, and a person's wallet is a fraction of a page, so the pilot also empties the regions of
-/// the file that have become sparse: before each day's rest ([`Spill::plan_moves`]), the
-/// wallets with blocks there write them afresh at the end ([`SimStore::rest`]). Elsewhere, or on
-/// a file system without holes, the bytes stay until the run ends and the file is deleted.
+/// afresh at the end, and its old bytes are freed once no copy refers to them ([`Extent`]).
+///
+/// The file is cut in regions of [`SPILL_REGION`] bytes, and counts the bytes in use in each. A
+/// region none of whose bytes is used any more is given back to the file system at the end of
+/// the day's rest (on Linux a hole, `fallocate` with `FALLOC_FL_PUNCH_HOLE`; one call for each
+/// run of such regions). A person's wallet is a sliver of a region and most stay unchanged for
+/// days, so regions would rarely empty by themselves: before each day's rest the regions less
+/// than half used are marked ([`Spill::plan_moves`]), and the wallets with blocks there write
+/// them afresh at the end with their other blocks, so those regions empty. So the file's length
+/// grows by what each day's rest writes, but the disk it takes stays within about twice what
+/// the wallets hold. Elsewhere, or on a file system without holes, nothing is given back and
+/// nothing moved: the bytes stay until the run ends and the file is deleted.
 pub struct Spill {
     file: File,
     path: PathBuf,
     end: AtomicU64,
-    /// Whether bytes no block refers to are given back (cleared when holes fail, and at the
-    /// end of the run, when the whole file goes).
+    /// Whether space is given back (cleared when holes fail, and at the end of the run, when
+    /// the whole file goes).
     reclaim: AtomicBool,
     usage: Mutex<Usage>,
     /// The regions whose blocks the wallets' next rest moves ([`Spill::plan_moves`]).
     moving: RwLock<Vec<bool>>,
     /// Bytes in a region ([`SPILL_REGION`]; smaller in tests).
     region: u64,
+    /// Bytes written again to move them out of sparse regions, and calls that made holes (for
+    /// `TONGBAO_PILOT_TIMING`).
+    moved: AtomicU64,
+    holes: AtomicU64,
 }
 
 /// What the spill file's bytes are used for.
 #[derive(Default)]
 struct Usage {
-    /// Runs of bytes no block refers to (start to end, merged when they meet).
-    runs: BTreeMap<u64, u64>,
-    /// Their total.
+    /// Bytes written that no block refers to any more.
     freed: u64,
-    /// Bytes blocks refer to, by the region where their bytes start.
+    /// Bytes in use in each region (written or being written, and referred to).
     live: Vec<u64>,
-    /// Whole pages of free bytes not yet given back ([`Spill::give_back`]).
-    pending: Vec<(u64, u64)>,
+    /// Regions given back.
+    given: Vec<bool>,
 }
 
-/// The spill file's regions: one where blocks refer to less than half of the bytes is emptied
-/// by the next rest (a region is the unit of that choice, not of what is written or freed).
+/// The spill file's regions: the unit in which space is given back, and in which sparse parts
+/// are chosen to be emptied.
 const SPILL_REGION: u64 = 1 << 20;
-
-/// The granularity in which file systems give back space (a page; bigger blocks are handled by
-/// the kernel, which only frees whole ones).
-const HOLE_ALIGN: u64 = 4096;
 
 impl Spill {
     /// Creates the file at `path` (which must not exist); it is deleted when the spill is dropped.
@@ -663,6 +664,8 @@ impl Spill {
             usage: Mutex::new(Usage::default()),
             moving: RwLock::new(Vec::new()),
             region: SPILL_REGION,
+            moved: AtomicU64::new(0),
+            holes: AtomicU64::new(0),
         }
     }
 
@@ -671,17 +674,44 @@ impl Spill {
         self.end.load(Ordering::Relaxed)
     }
 
-    /// Bytes written that no block refers to any more, and the runs they make.
-    pub fn freed(&self) -> (u64, usize) {
-        self.usage
-            .lock()
-            .map_or((0, 0), |u| (u.freed, u.runs.len()))
+    /// Bytes written again to empty sparse regions, and the calls that made holes, so far.
+    pub fn moves(&self) -> (u64, u64) {
+        (
+            self.moved.load(Ordering::Relaxed),
+            self.holes.load(Ordering::Relaxed),
+        )
     }
 
-    /// Marks the regions of the file, wholly written, where blocks refer to less than half of
-    /// the bytes: the next rest of each wallet with blocks there writes them afresh at the end
-    /// (they are read back as they are, still compressed), so the region empties and its pages
-    /// become holes. Nothing is marked where space is not given back.
+    /// Bytes written that no block refers to any more, and the regions given back.
+    pub fn freed(&self) -> (u64, usize) {
+        self.usage.lock().map_or((0, 0), |u| {
+            (u.freed, u.given.iter().filter(|&&g| g).count())
+        })
+    }
+
+    /// The disk the file takes (its allocated blocks), where the platform tells.
+    pub fn on_disk(&self) -> Option<u64> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.file.metadata().ok().map(|m| m.blocks() * 512)
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    /// Stops giving back space: the run is over and the whole file is about to go, so freeing
+    /// it block by block as the wallets drop would only cost time.
+    pub fn stop_reclaiming(&self) {
+        self.reclaim.store(false, Ordering::Relaxed);
+    }
+
+    /// Marks the regions of the file, wholly written, where blocks use less than half of the
+    /// bytes: the next rest of each wallet with blocks there writes them afresh at the end
+    /// (they are read back as they are, still compressed), so the region empties and is given
+    /// back. Nothing is marked where space is not given back.
     pub fn plan_moves(&self) {
         let whole = usize::try_from(self.written() / self.region).unwrap_or(usize::MAX);
         let sparse: Vec<bool> = if self.reclaim.load(Ordering::Relaxed) {
@@ -706,63 +736,83 @@ impl Spill {
         usize::try_from(at / self.region).unwrap_or(usize::MAX)
     }
 
-    /// Blocks now refer to `len` bytes at `at` (in one of the file's regions).
-    fn hold(&self, extents: impl Iterator<Item = (u64, u32)>) {
+    /// Each region that bytes `at..at + len` fall in, with how many of them fall there.
+    fn regions(&self, at: u64, len: u64) -> impl Iterator<Item = (usize, u64)> + use<'_> {
+        let end = at + len;
+        (self.region_of(at)..self.region_of(end.saturating_sub(1)) + usize::from(len > 0)).map(
+            move |r| {
+                let lo = (r as u64 * self.region).max(at);
+                let hi = ((r as u64 + 1) * self.region).min(end);
+                (r, hi - lo)
+            },
+        )
+    }
+
+    /// Counts `at..at + len` as used, before anything is written there: so a region with a
+    /// write in flight is never empty.
+    fn hold(&self, at: u64, len: u64) {
         if let Ok(mut u) = self.usage.lock() {
-            for (at, len) in extents {
-                let r = self.region_of(at);
+            for (r, n) in self.regions(at, len) {
                 if u.live.len() <= r {
                     u.live.resize(r + 1, 0);
                 }
-                u.live[r] += u64::from(len);
+                u.live[r] += n;
             }
         }
     }
 
-    /// The disk the file takes (its allocated blocks), where the platform tells.
-    pub fn on_disk(&self) -> Option<u64> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            self.file.metadata().ok().map(|m| m.blocks() * 512)
-        }
-        #[cfg(not(unix))]
-        {
-            None
-        }
-    }
-
-    /// Stops giving back space: the run is over and the whole file is about to go, so freeing
-    /// it block by block as the wallets drop would only cost time.
-    pub fn stop_reclaiming(&self) {
-        self.reclaim.store(false, Ordering::Relaxed);
-    }
-
-    /// Gives back to the file system the pages that have filled with free bytes since the last
-    /// call, in as few calls as they allow (a hole punched is a journal transaction; punching
-    /// each page as it fills cost a pilot more than the rest of the day's rest).
-    pub fn give_back(&self) {
-        let Some(mut pages) = self
-            .usage
-            .lock()
-            .ok()
-            .map(|mut u| std::mem::take(&mut u.pending))
-        else {
+    /// `at..at + len` is no longer used: a region left with no byte in use is due to be given
+    /// back ([`Spill::give_back`]).
+    fn release(&self, at: u64, len: u64) {
+        let Ok(mut u) = self.usage.lock() else {
             return;
         };
+        u.freed += len;
+        for (r, n) in self.regions(at, len) {
+            if let Some(live) = u.live.get_mut(r) {
+                *live = live.saturating_sub(n);
+            }
+        }
+    }
+
+    /// A block's bytes no block refers to any more (see [`Spill::release`]).
+    fn free(&self, at: u64, len: u32) {
+        if self.reclaim.load(Ordering::Relaxed) {
+            self.release(at, u64::from(len));
+        }
+    }
+
+    /// Gives back to the file system the regions now empty and wholly written, not given back
+    /// before, in one call for each run of them (a hole punched is a journal transaction). Such
+    /// a region is never written again (the file is only appended to, and every write is
+    /// counted before it starts), so it stays empty.
+    pub fn give_back(&self) {
         if !self.reclaim.load(Ordering::Relaxed) {
             return;
         }
-        pages.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(pages.len());
-        for (lo, hi) in pages {
-            match merged.last_mut() {
-                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-                _ => merged.push((lo, hi)),
+        let whole = usize::try_from(self.written() / self.region).unwrap_or(usize::MAX);
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        {
+            let Ok(mut u) = self.usage.lock() else {
+                return;
+            };
+            let u = &mut *u;
+            let whole = whole.min(u.live.len());
+            u.given.resize(u.given.len().max(whole), false);
+            for (r, (&live, given)) in u.live[..whole].iter().zip(&mut u.given).enumerate() {
+                if live == 0 && !*given {
+                    *given = true;
+                    match runs.last_mut() {
+                        Some(last) if last.1 == r => last.1 = r + 1,
+                        _ => runs.push((r, r + 1)),
+                    }
+                }
             }
         }
-        for (lo, hi) in merged {
-            if punch_hole(&self.file, lo, hi - lo).is_err() {
+        self.holes.fetch_add(runs.len() as u64, Ordering::Relaxed);
+        for (lo, hi) in runs {
+            let (at, len) = (lo as u64 * self.region, (hi - lo) as u64 * self.region);
+            if punch_hole(&self.file, at, len).is_err() {
                 // No holes here: the bytes stay until the file is deleted, as elsewhere.
                 self.stop_reclaiming();
                 return;
@@ -770,53 +820,15 @@ impl Spill {
         }
     }
 
-    /// `len` bytes at `at` that no block refers to any more: the file's whole pages that free
-    /// bytes now fill (this run's and those freed before it, merged) are due to become holes
-    /// ([`Spill::give_back`]). Bytes are never written again once freed (the file is only
-    /// appended to), so a page of free bytes stays free.
-    fn free(&self, at: u64, len: u32) {
-        if len == 0 || !self.reclaim.load(Ordering::Relaxed) {
-            return;
-        }
-        let end = at + u64::from(len);
-        let Ok(mut f) = self.usage.lock() else {
-            return;
-        };
-        f.freed += u64::from(len);
-        let r = self.region_of(at);
-        if let Some(live) = f.live.get_mut(r) {
-            *live = live.saturating_sub(u64::from(len));
-        }
-        let (mut start, mut stop) = (at, end);
-        if let Some((&s, &e)) = f.runs.range(..=at).next_back()
-            && e >= at
-        {
-            start = s;
-            stop = stop.max(e);
-            f.runs.remove(&s);
-        }
-        if let Some((&s, &e)) = f.runs.range(at..).next()
-            && s <= end
-        {
-            stop = stop.max(e);
-            f.runs.remove(&s);
-        }
-        f.runs.insert(start, stop);
-        // The whole pages of the merged run that these bytes touch (those before were due when
-        // they filled, or are not full yet).
-        let lo = start
-            .next_multiple_of(HOLE_ALIGN)
-            .max(at / HOLE_ALIGN * HOLE_ALIGN);
-        let hi = (stop / HOLE_ALIGN * HOLE_ALIGN).min(end.next_multiple_of(HOLE_ALIGN));
-        if hi > lo {
-            f.pending.push((lo, hi));
-        }
-    }
-
-    /// Appends `bytes`; where they start.
+    /// Appends `bytes`, counted as used first; where they start.
     fn append(&self, bytes: &[u8]) -> std::io::Result<u64> {
-        let at = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        write_at(&self.file, bytes, at)?;
+        let len = bytes.len() as u64;
+        let at = self.end.fetch_add(len, Ordering::Relaxed);
+        self.hold(at, len);
+        if let Err(e) = write_at(&self.file, bytes, at) {
+            self.release(at, len);
+            return Err(e);
+        }
         Ok(at)
     }
 
@@ -1194,6 +1206,7 @@ impl Inner {
                 && moving.get(spill.region_of(e.at)) == Some(&true)
                 && let Ok(bytes) = e.read()
             {
+                spill.moved.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 b.cold = Some(Cold::Mem(bytes.into_boxed_slice()));
             }
         }
@@ -1216,10 +1229,9 @@ impl Inner {
                 bytes.extend_from_slice(c);
             }
         }
-        let Ok(start) = spill.append(&bytes) else {
+        let Ok(mut at) = spill.append(&bytes) else {
             return;
         };
-        let mut at = start;
         for b in &mut self.blocks {
             if let Some(n) = in_memory(b) {
                 // Fits: `total` does.
@@ -1232,10 +1244,6 @@ impl Inner {
                 at += u64::from(len);
             }
         }
-        spill.hold(self.blocks.iter().filter_map(|b| match &b.cold {
-            Some(Cold::File(e)) if e.at >= start => Some((e.at, e.len)),
-            _ => None,
-        }));
     }
 }
 
@@ -1824,15 +1832,29 @@ mod tests {
         assert_eq!(store.get(b"c/1").expect("get"), Some(vec![1; 50]));
     }
 
-    /// Bytes in the file that a block refers to, written one extent at a time (as a wallet's
-    /// rest writes its blocks: several in one write, each its own extent).
+    /// A spill file of small regions, for tests.
+    fn small_spill(dir: &Path, region: u64) -> Arc<Spill> {
+        let path = dir.join("wallets");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("file");
+        let mut spill = Spill::over(file, path);
+        spill.region = region;
+        Arc::new(spill)
+    }
+
+    /// Bytes in the file that a block refers to, written three extents at a time (as a
+    /// wallet's rest writes its blocks: several in one write, each its own extent).
     fn spill_extents(
         spill: &Arc<Spill>,
         sizes: &[usize],
-        fill: u64,
+        seed: u64,
     ) -> Vec<(Arc<Extent>, Vec<u8>)> {
         use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(fill);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         sizes
             .chunks(3)
             .flat_map(|group| {
@@ -1844,9 +1866,8 @@ mod tests {
                         b
                     })
                     .collect();
-                let start = spill.append(&parts.concat()).expect("append");
-                let mut at = start;
-                let out: Vec<_> = parts
+                let mut at = spill.append(&parts.concat()).expect("append");
+                parts
                     .into_iter()
                     .map(|b| {
                         let len = u32::try_from(b.len()).expect("small");
@@ -1858,72 +1879,82 @@ mod tests {
                         at += u64::from(len);
                         (e, b)
                     })
-                    .collect();
-                spill.hold(out.iter().map(|(e, _)| (e.at, e.len)));
-                out
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
 
-    /// Pages of the file that the extents' bytes touch.
-    fn pages_touched<'a>(extents: impl Iterator<Item = &'a Arc<Extent>>) -> u64 {
-        let pages: BTreeSet<u64> = extents
-            .flat_map(|e| {
-                let end = e.at + u64::from(e.len);
-                e.at / HOLE_ALIGN..end.div_ceil(HOLE_ALIGN)
-            })
-            .collect();
-        pages.len() as u64
-    }
-
-    /// Bytes no block refers to are counted and, on Linux, the pages only they fill become holes
-    /// (however the frees fall: runs merge across extents and pages); every extent still in use
-    /// reads back exactly what was written, so no hole took a byte in use.
+    /// Bytes no block refers to are counted; on Linux each region that none of the blocks in
+    /// use touches, wholly written, becomes a hole (and only those: the disk left is exactly the
+    /// other regions'); every extent still in use reads back exactly what was written. Extents
+    /// straddle regions.
     #[test]
     fn spill_gives_back_what_no_block_uses() {
         use rand::seq::SliceRandom;
         use rand::{RngExt, SeedableRng};
         let dir = tempfile::tempdir().expect("tempdir");
-        let spill = Spill::create(&dir.path().join("wallets")).expect("spill");
+        let region = 16 << 10;
+        let spill = small_spill(dir.path(), region);
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let sizes: Vec<usize> = (0..600).map(|_| rng.random_range(1..9000)).collect();
         let mut extents = spill_extents(&spill, &sizes, 1);
         let written = spill.written();
         assert_eq!(written, sizes.iter().sum::<usize>() as u64);
         assert_eq!(spill.freed(), (0, 0));
+        // Most of the first half of the file goes, and a few extents of the rest.
         extents.shuffle(&mut rng);
-        let kept = extents.split_off(extents.len() * 3 / 10);
-        let dropped: u64 = extents.iter().map(|(e, _)| u64::from(e.len)).sum();
-        drop(extents);
-        let (freed, runs) = spill.freed();
-        assert_eq!(freed, dropped);
-        assert!(runs > 0 && runs <= kept.len() + 1, "{runs} runs");
-        for (e, bytes) in &kept {
-            assert_eq!(&e.read().expect("read"), bytes, "{e:?}");
-        }
-        assert!(
-            spill.on_disk().expect("blocks") >= written,
-            "given back only when asked"
-        );
-        spill.give_back();
-        if cfg!(target_os = "linux") {
-            assert!(spill.reclaim.load(Ordering::Relaxed), "holes work here");
-            let disk = spill.on_disk().expect("blocks");
-            let floor = pages_touched(kept.iter().map(|(e, _)| e)) * HOLE_ALIGN;
-            // Exactly the pages in use are left: every page of free bytes only is a hole.
-            assert_eq!(disk, floor, "bytes on disk, and in pages in use");
-        }
-        // The region accounting follows: what is left is what blocks hold.
+        let (kept, dropped): (Vec<_>, Vec<_>) = extents.into_iter().partition(|(e, _)| {
+            let early = e.at < written / 2;
+            rng.random_range(0..10) < if early { 1 } else { 8 }
+        });
+        let dropped_bytes: u64 = dropped.iter().map(|(e, _)| u64::from(e.len)).sum();
+        drop(dropped);
+        assert_eq!(spill.freed().0, dropped_bytes);
         let live: u64 = spill
             .usage
             .lock()
             .map(|u| u.live.iter().sum())
             .expect("lock");
-        assert_eq!(live, written - freed);
-        // The run's end: nothing more is given back, and the file goes with the spill.
+        assert_eq!(live, written - dropped_bytes);
+        assert!(
+            spill.on_disk().expect("blocks") >= written,
+            "given back only when asked"
+        );
+        spill.give_back();
+        for (e, bytes) in &kept {
+            assert_eq!(&e.read().expect("read"), bytes, "{e:?}");
+        }
+        // The regions in use: every one a kept extent touches, and the last, partly written.
+        let mut used = BTreeSet::new();
+        for (e, _) in &kept {
+            used.extend(spill.regions(e.at, u64::from(e.len)).map(|(r, _)| r));
+        }
+        used.insert(spill.region_of(written));
+        let whole = spill.region_of(written);
+        let given = (0..whole).filter(|r| !used.contains(r)).count();
+        assert!(given >= 10, "{given} regions free");
+        assert_eq!(spill.freed().1, given);
+        if cfg!(target_os = "linux") {
+            assert!(spill.reclaim.load(Ordering::Relaxed), "holes work here");
+            let disk = spill.on_disk().expect("blocks");
+            let expected: u64 = used
+                .iter()
+                .map(|&r| {
+                    (written - r as u64 * region)
+                        .min(region)
+                        .next_multiple_of(4096)
+                })
+                .sum();
+            assert_eq!(disk, expected, "bytes on disk: the regions in use");
+        }
+        // Given back once: a second call makes no hole.
+        let holes = spill.moves().1;
+        spill.give_back();
+        assert_eq!(spill.moves().1, holes);
+        // The run's end: nothing more is freed, and the file goes with the spill.
         spill.stop_reclaiming();
         drop(kept);
-        assert_eq!(spill.freed().0, freed);
+        assert_eq!(spill.freed().0, dropped_bytes);
     }
 
     /// Regions of the file where blocks use less than half the bytes are emptied by the next
@@ -1933,17 +1964,7 @@ mod tests {
     fn sim_store_moves_blocks_out_of_sparse_regions() {
         use rand::{Rng, SeedableRng};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut spill = Spill::over(
-            File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(dir.path().join("wallets"))
-                .expect("file"),
-            dir.path().join("wallets"),
-        );
-        spill.region = 64 << 10;
-        let spill = Arc::new(spill);
+        let spill = small_spill(dir.path(), 64 << 10);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let mut value = |n: usize| {
             let mut b = vec![0; n];
