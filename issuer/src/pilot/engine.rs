@@ -391,8 +391,9 @@ impl World {
             &self.spill,
         );
         super::timing::time("day: rest wallets", || {
-            // Sparse regions of the resting wallets' file are emptied by this rest.
-            self.spill.plan_moves();
+            // Sparse regions of the resting wallets' file are emptied by this rest, once it holds
+            // enough that no wallet uses.
+            self.spill.plan_moves(super::store::SPILL_SLACK);
             self.persons
                 .par_iter()
                 .flatten()

@@ -604,11 +604,12 @@ impl std::fmt::Debug for Extent {
 /// region none of whose bytes is used any more is given back to the file system at the end of
 /// the day's rest (on Linux a hole, `fallocate` with `FALLOC_FL_PUNCH_HOLE`; one call for each
 /// run of such regions). A person's wallet is a sliver of a region and most stay unchanged for
-/// days, so regions would rarely empty by themselves: before each day's rest the regions less
-/// than half used are marked ([`Spill::plan_moves`]), and the wallets with blocks there write
-/// them afresh at the end with their other blocks, so those regions empty. So the file's length
+/// days, so regions would rarely empty by themselves: once the file holds a gigabyte
+/// ([`SPILL_SLACK`]) beyond what its blocks use, the regions less than half used are marked
+/// before each day's rest ([`Spill::plan_moves`]), and the wallets with blocks there write them
+/// afresh at the end with their other blocks, so those regions empty. So the file's length
 /// grows by what each day's rest writes, but the disk it takes stays within about twice what
-/// the wallets hold. Elsewhere, or on a file system without holes, nothing is given back and
+/// the wallets hold, or that plus a gigabyte. Elsewhere, or on a file system without holes, nothing is given back and
 /// nothing moved: the bytes stay until the run ends and the file is deleted.
 pub struct Spill {
     file: File,
@@ -642,6 +643,11 @@ struct Usage {
 /// The spill file's regions: the unit in which space is given back, and in which sparse parts
 /// are chosen to be emptied.
 const SPILL_REGION: u64 = 1 << 20;
+
+/// Disk the spill file may hold beyond what its blocks use before sparse regions are emptied:
+/// moving blocks costs a run time (a few percent of a rest), which a file of a few hundred
+/// megabytes is not worth (Suzhou's never reaches it; a million wallets' does by the third day).
+pub const SPILL_SLACK: u64 = 1 << 30;
 
 impl Spill {
     /// Creates the file at `path` (which must not exist); it is deleted when the spill is dropped.
@@ -711,13 +717,20 @@ impl Spill {
     /// Marks the regions of the file, wholly written, where blocks use less than half of the
     /// bytes: the next rest of each wallet with blocks there writes them afresh at the end
     /// (they are read back as they are, still compressed), so the region empties and is given
-    /// back. Nothing is marked where space is not given back.
-    pub fn plan_moves(&self) {
-        let whole = usize::try_from(self.written() / self.region).unwrap_or(usize::MAX);
+    /// back. Nothing is marked while the file holds less than `slack` bytes beyond what its
+    /// blocks use ([`SPILL_SLACK`] in a run), nor where space is not given back.
+    pub fn plan_moves(&self, slack: u64) {
+        let written = self.written();
+        let whole = usize::try_from(written / self.region).unwrap_or(usize::MAX);
         let sparse: Vec<bool> = if self.reclaim.load(Ordering::Relaxed) {
             self.usage.lock().map_or_else(
                 |_| Vec::new(),
                 |u| {
+                    let live: u64 = u.live.iter().sum();
+                    let given = u.given.iter().filter(|&&g| g).count() as u64 * self.region;
+                    if written.saturating_sub(given).saturating_sub(live) < slack {
+                        return Vec::new();
+                    }
                     (0..whole)
                         .map(|r| u.live.get(r).copied().unwrap_or(0))
                         .map(|live| live > 0 && live < self.region / 2)
@@ -1993,7 +2006,16 @@ mod tests {
             .collect();
         spill.give_back();
         let (written, disk) = (spill.written(), spill.on_disk().expect("blocks"));
-        spill.plan_moves();
+        // Not while the file holds less than the slack beyond what its blocks use.
+        let unused = written
+            - spill
+                .usage
+                .lock()
+                .map(|u| u.live.iter().sum::<u64>())
+                .expect("lock");
+        spill.plan_moves(unused + 1);
+        assert!(spill.moving.read().map(|m| m.is_empty()).expect("lock"));
+        spill.plan_moves(unused);
         let marked = spill
             .moving
             .read()
@@ -2022,7 +2044,7 @@ mod tests {
             );
         }
         // Nothing sparse is left to move: a second rest writes nothing.
-        spill.plan_moves();
+        spill.plan_moves(0);
         let written = spill.written();
         for w in &wallets {
             w.rest();
