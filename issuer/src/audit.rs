@@ -291,7 +291,7 @@ fn no_state(f: &Fact, problems: &mut Problems, bad_outputs: &mut HashMap<Id, Opt
 
 impl<S: Store> Issuer<S> {
     /// Every record under `prefix`, a page at a time, in key order.
-    fn pages(
+    pub(crate) fn pages(
         &self,
         prefix: &[u8],
         mut f: impl FnMut(Pairs) -> Result<(), IssuerError>,

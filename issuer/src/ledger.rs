@@ -833,29 +833,28 @@ impl<S: Store> Issuer<S> {
     /// Wallets certified: the count kept with their records, or in a ledger made before it, the
     /// records counted a page at a time.
     pub(crate) fn wallet_count(&self) -> Result<u64, IssuerError> {
-        if self.store.get(keys::WALLET_COUNT)?.is_some() {
-            return self.load_u64(keys::WALLET_COUNT);
+        if let Some(v) = self.store.get(keys::WALLET_COUNT)? {
+            return be_u64(v);
         }
-        let (mut n, mut after) = (0u64, None::<Vec<u8>>);
-        loop {
-            let page = self
-                .store
-                .scan_range(keys::WALLET, after.as_deref(), 4096)?;
+        let mut n = 0u64;
+        self.pages(keys::WALLET, |page| {
             n += page.len() as u64;
-            match page.last() {
-                Some((k, _)) if page.len() == 4096 => after = Some(k.clone()),
-                _ => return Ok(n),
-            }
-        }
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     pub(crate) fn load_u64(&self, key: &[u8]) -> Result<u64, IssuerError> {
-        let v = self.store.get(key)?.unwrap_or_else(|| vec![0; 8]);
-        let arr: [u8; 8] = v
-            .try_into()
-            .map_err(|_| IssuerError::Corrupt("counter".into()))?;
-        Ok(u64::from_be_bytes(arr))
+        be_u64(self.store.get(key)?.unwrap_or_else(|| vec![0; 8]))
     }
+}
+
+/// A stored counter (eight bytes, big-endian).
+fn be_u64(v: Vec<u8>) -> Result<u64, IssuerError> {
+    let arr: [u8; 8] = v
+        .try_into()
+        .map_err(|_| IssuerError::Corrupt("counter".into()))?;
+    Ok(u64::from_be_bytes(arr))
 }
 
 /// The holder-index key of a live coin.

@@ -253,8 +253,8 @@ pub(crate) mod timing {
 
     /// Prints, when timing is on, what the day's wallets hold decompressed before they rest:
     /// wallets and bytes of readable packed records, by kind of wallet; and the bytes written to
-    /// the resting wallets' file so far, the bytes of it no wallet refers to any more (and the
-    /// runs they make), and the disk it takes.
+    /// the resting wallets' file so far (and of them, the bytes moved out of sparse regions), the
+    /// bytes no wallet refers to any more, the regions given back, and the disk it takes.
     pub(crate) fn thawed(
         day: u32,
         kinds: [(&str, &mut dyn Iterator<Item = &super::engine::W>); 3],
@@ -273,18 +273,19 @@ pub(crate) mod timing {
                 format!("{kind} {n} ({} MB)", b >> 20)
             })
             .collect();
-        let (freed, given) = spill.freed();
-        let (moved, holes) = spill.moves();
+        let f = spill.figures();
         let disk = spill
             .on_disk()
             .map_or_else(|| "?".to_string(), |b| (b >> 20).to_string());
         eprintln!(
             "  day {day}: thawed before rest: {}; resting wallets' file {} MB written ({} MB \
-             moved), {} MB freed, {given} regions given back ({holes} calls), {disk} MB on disk",
+             moved), {} MB freed, {} regions given back ({} calls), {disk} MB on disk",
             parts.join(", "),
             spill.written() >> 20,
-            moved >> 20,
-            freed >> 20,
+            f.moved >> 20,
+            f.freed >> 20,
+            f.given,
+            f.punches,
         );
     }
 

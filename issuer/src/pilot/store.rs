@@ -609,8 +609,9 @@ impl std::fmt::Debug for Extent {
 /// before each day's rest ([`Spill::plan_moves`]), and the wallets with blocks there write them
 /// afresh at the end with their other blocks, so those regions empty. So the file's length
 /// grows by what each day's rest writes, but the disk it takes stays within about twice what
-/// the wallets hold, or that plus a gigabyte. Elsewhere, or on a file system without holes, nothing is given back and
-/// nothing moved: the bytes stay until the run ends and the file is deleted.
+/// the wallets hold, or that plus a gigabyte. Elsewhere, or on a file system without holes,
+/// nothing is given back and nothing moved: the bytes stay until the run ends and the file is
+/// deleted.
 pub struct Spill {
     file: File,
     path: PathBuf,
@@ -626,7 +627,20 @@ pub struct Spill {
     /// Bytes written again to move them out of sparse regions, and calls that made holes (for
     /// `TONGBAO_PILOT_TIMING`).
     moved: AtomicU64,
-    holes: AtomicU64,
+    punches: AtomicU64,
+}
+
+/// What a [`Spill`] has done so far ([`Spill::figures`], for `TONGBAO_PILOT_TIMING`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpillFigures {
+    /// Bytes written again to empty sparse regions.
+    pub moved: u64,
+    /// Bytes written that no block refers to any more.
+    pub freed: u64,
+    /// Regions given back to the file system.
+    pub given: usize,
+    /// Calls that gave them back (one for each run of regions).
+    pub punches: u64,
 }
 
 /// What the spill file's bytes are used for.
@@ -652,16 +666,21 @@ pub const SPILL_SLACK: u64 = 1 << 30;
 impl Spill {
     /// Creates the file at `path` (which must not exist); it is deleted when the spill is dropped.
     pub fn create(path: &Path) -> Result<Arc<Spill>, StoreError> {
+        Spill::create_in(path, SPILL_REGION)
+    }
+
+    /// [`Spill::create`] with regions of `region` bytes (smaller in tests).
+    fn create_in(path: &Path, region: u64) -> Result<Arc<Spill>, StoreError> {
         let file = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        Ok(Arc::new(Spill::over(file, path.to_path_buf())))
+        Ok(Arc::new(Spill::over(file, path.to_path_buf(), region)))
     }
 
-    fn over(file: File, path: PathBuf) -> Spill {
+    fn over(file: File, path: PathBuf, region: u64) -> Spill {
         Spill {
             file,
             path,
@@ -669,9 +688,9 @@ impl Spill {
             reclaim: AtomicBool::new(cfg!(target_os = "linux")),
             usage: Mutex::new(Usage::default()),
             moving: RwLock::new(Vec::new()),
-            region: SPILL_REGION,
+            region,
             moved: AtomicU64::new(0),
-            holes: AtomicU64::new(0),
+            punches: AtomicU64::new(0),
         }
     }
 
@@ -680,19 +699,17 @@ impl Spill {
         self.end.load(Ordering::Relaxed)
     }
 
-    /// Bytes written again to empty sparse regions, and the calls that made holes, so far.
-    pub fn moves(&self) -> (u64, u64) {
-        (
-            self.moved.load(Ordering::Relaxed),
-            self.holes.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Bytes written that no block refers to any more, and the regions given back.
-    pub fn freed(&self) -> (u64, usize) {
-        self.usage.lock().map_or((0, 0), |u| {
+    /// What the file has moved, freed and given back so far.
+    pub fn figures(&self) -> SpillFigures {
+        let (freed, given) = self.usage.lock().map_or((0, 0), |u| {
             (u.freed, u.given.iter().filter(|&&g| g).count())
-        })
+        });
+        SpillFigures {
+            moved: self.moved.load(Ordering::Relaxed),
+            freed,
+            given,
+            punches: self.punches.load(Ordering::Relaxed),
+        }
     }
 
     /// The disk the file takes (its allocated blocks), where the platform tells.
@@ -822,7 +839,7 @@ impl Spill {
                 }
             }
         }
-        self.holes.fetch_add(runs.len() as u64, Ordering::Relaxed);
+        self.punches.fetch_add(runs.len() as u64, Ordering::Relaxed);
         for (lo, hi) in runs {
             let (at, len) = (lo as u64 * self.region, (hi - lo) as u64 * self.region);
             if punch_hole(&self.file, at, len).is_err() {
@@ -1835,6 +1852,7 @@ mod tests {
         let spill = Arc::new(Spill::over(
             File::open(dir.path()).expect("a directory, read only"),
             dir.path().join("never"),
+            SPILL_REGION,
         ));
         let store = SimStore::spilling(&spill);
         let mut b = Batch::new();
@@ -1847,16 +1865,7 @@ mod tests {
 
     /// A spill file of small regions, for tests.
     fn small_spill(dir: &Path, region: u64) -> Arc<Spill> {
-        let path = dir.join("wallets");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .expect("file");
-        let mut spill = Spill::over(file, path);
-        spill.region = region;
-        Arc::new(spill)
+        Spill::create_in(&dir.join("wallets"), region).expect("file")
     }
 
     /// Bytes in the file that a block refers to, written three extents at a time (as a
@@ -1913,7 +1922,8 @@ mod tests {
         let mut extents = spill_extents(&spill, &sizes, 1);
         let written = spill.written();
         assert_eq!(written, sizes.iter().sum::<usize>() as u64);
-        assert_eq!(spill.freed(), (0, 0));
+        let f = spill.figures();
+        assert_eq!((f.freed, f.given), (0, 0));
         // Most of the first half of the file goes, and a few extents of the rest.
         extents.shuffle(&mut rng);
         let (kept, dropped): (Vec<_>, Vec<_>) = extents.into_iter().partition(|(e, _)| {
@@ -1922,7 +1932,7 @@ mod tests {
         });
         let dropped_bytes: u64 = dropped.iter().map(|(e, _)| u64::from(e.len)).sum();
         drop(dropped);
-        assert_eq!(spill.freed().0, dropped_bytes);
+        assert_eq!(spill.figures().freed, dropped_bytes);
         let live: u64 = spill
             .usage
             .lock()
@@ -1946,7 +1956,7 @@ mod tests {
         let whole = spill.region_of(written);
         let given = (0..whole).filter(|r| !used.contains(r)).count();
         assert!(given >= 10, "{given} regions free");
-        assert_eq!(spill.freed().1, given);
+        assert_eq!(spill.figures().given, given);
         if cfg!(target_os = "linux") {
             assert!(spill.reclaim.load(Ordering::Relaxed), "holes work here");
             let disk = spill.on_disk().expect("blocks");
@@ -1961,13 +1971,13 @@ mod tests {
             assert_eq!(disk, expected, "bytes on disk: the regions in use");
         }
         // Given back once: a second call makes no hole.
-        let holes = spill.moves().1;
+        let punches = spill.figures().punches;
         spill.give_back();
-        assert_eq!(spill.moves().1, holes);
+        assert_eq!(spill.figures().punches, punches);
         // The run's end: nothing more is freed, and the file goes with the spill.
         spill.stop_reclaiming();
         drop(kept);
-        assert_eq!(spill.freed().0, dropped_bytes);
+        assert_eq!(spill.figures().freed, dropped_bytes);
     }
 
     /// Regions of the file where blocks use less than half the bytes are emptied by the next
@@ -2034,7 +2044,7 @@ mod tests {
             .lock()
             .map(|u| u.live.iter().sum())
             .expect("lock");
-        assert_eq!(live, spill.written() - spill.freed().0);
+        assert_eq!(live, spill.written() - spill.figures().freed);
         spill.give_back();
         if cfg!(target_os = "linux") {
             let after = spill.on_disk().expect("blocks");
