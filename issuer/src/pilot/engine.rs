@@ -41,6 +41,14 @@ pub(crate) mod stream {
     pub const SYNC: u64 = 6;
 }
 
+/// A payment made in the run, by its record number. Boxed: a `Payment` is 1,456 bytes inline (its
+/// certificate, payee key, revocation list and key set hold decompressed curve points), and a
+/// window's tens of thousands of them are collected, sorted and split by channel and by payee.
+/// Inline, each of those steps moved tens of MB into vectors that grew onto fresh memory from the
+/// kernel (huge pages, each cleared on first touch: 15% of a Suzhou run's samples); boxed, they
+/// move 16 bytes a payment. docs/performance.md, the thirteenth round.
+type Paid = (u32, Box<Payment>);
+
 /// People whose payments of the day are made together (their requests checked as one slice).
 const PAY_SLICE: usize = 8192;
 
@@ -634,7 +642,7 @@ impl World {
     /// The payments of one window of the day: requests, then payments (people on every core,
     /// cheaters one by one). Returns the payments made, each with its record index, in record
     /// order.
-    fn pay_window(&mut self, day: &mut DayPlan, win: u32) -> anyhow::Result<Vec<(u32, Payment)>> {
+    fn pay_window(&mut self, day: &mut DayPlan, win: u32) -> anyhow::Result<Vec<Paid>> {
         let DayPlan {
             jobs,
             items,
@@ -698,7 +706,7 @@ impl World {
         let (persons, pool, plans) = (&self.persons, &self.pool, &self.plans);
         // A slice of people at a time: the requests they pay are checked first as batches
         // (`prewarm`), then each person's wallet pays on its own.
-        let mut made: Vec<(u32, Result<Payment, String>)> = Vec::new();
+        let mut made: Vec<(u32, Result<Box<Payment>, String>)> = Vec::new();
         for slice in payers.chunks_mut(PAY_SLICE) {
             super::timing::time("pay: prewarm requests", || {
                 super::prewarm::requests(
@@ -719,7 +727,10 @@ impl World {
                                 let w = w?;
                                 let j = &jobs[k];
                                 let r = match target(j, j.rec, pool) {
-                                    Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
+                                    Some(t) => w
+                                        .pay(t, j.time, rng)
+                                        .map(Box::new)
+                                        .map_err(|e| e.to_string()),
                                     None => Err("no request".into()),
                                 };
                                 Some((j.rec, r))
@@ -741,7 +752,10 @@ impl World {
                 };
                 let Some(twin_rec) = j.twin_rec else {
                     let r = match target(j, j.rec, &self.pool) {
-                        Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
+                        Some(t) => w
+                            .pay(t, j.time, rng)
+                            .map(Box::new)
+                            .map_err(|e| e.to_string()),
                         None => Err("no request".into()),
                     };
                     made.push((j.rec, r));
@@ -749,7 +763,10 @@ impl World {
                 };
                 let backup = w.store().snapshot();
                 let first = match target(j, j.rec, &self.pool) {
-                    Some(t) => w.pay(t, j.time, rng).map_err(|e| e.to_string()),
+                    Some(t) => w
+                        .pay(t, j.time, rng)
+                        .map(Box::new)
+                        .map_err(|e| e.to_string()),
                     None => Err("no request".into()),
                 };
                 let rolled = Wallet::open(backup)?;
@@ -763,6 +780,7 @@ impl World {
                             j.time + 600,
                             rng,
                         )
+                        .map(Box::new)
                         .map_err(|e| e.to_string()),
                     None => Err("no request".into()),
                 };
@@ -861,8 +879,8 @@ impl World {
     /// last window of the day, payees check the day's offline ones meanwhile (on the other core).
     fn deliver(
         &mut self,
-        payments: Vec<(u32, Payment)>,
-        day_offline: &mut Vec<(u32, Payment)>,
+        payments: Vec<Paid>,
+        day_offline: &mut Vec<Paid>,
         last: bool,
     ) -> anyhow::Result<()> {
         let (online, offline): (Vec<_>, Vec<_>) = payments
@@ -879,12 +897,12 @@ impl World {
         };
         let mut online = online;
         online.sort_by_key(|(rec, _)| (self.pays[*rec as usize].time, *rec));
-        let mut by_payee: HashMap<Who, Vec<(u32, Payment)>> = HashMap::new();
+        let mut by_payee: HashMap<Who, Vec<Paid>> = HashMap::new();
         for (rec, p) in offline {
             let who = self.payee_of(&p)?;
             by_payee.entry(who).or_default().push((rec, p));
         }
-        let mut by_payee: Vec<(Who, Vec<(u32, Payment)>)> = by_payee.into_iter().collect();
+        let mut by_payee: Vec<(Who, Vec<Paid>)> = by_payee.into_iter().collect();
         by_payee.sort_by_key(|(w, _)| *w);
         let iss = &self.iss;
         let pays = &self.pays;
@@ -908,12 +926,12 @@ impl World {
                         },
                         || {
                             super::timing::time("deliver: online precheck", || {
-                                super::prewarm::payments(&keyset, slice.iter().map(|(_, p)| p));
+                                super::prewarm::payments(&keyset, slice.iter().map(|(_, p)| &**p));
                                 slice
                                     .par_iter()
                                     .map(|(rec, p)| {
                                         let t = pays[*rec as usize].time;
-                                        (p, iss.precheck_payment(p, t), t)
+                                        (&**p, iss.precheck_payment(p, t), t)
                                     })
                                     .collect::<Vec<_>>()
                             })
@@ -937,7 +955,9 @@ impl World {
                 super::timing::time("deliver: offline receive", || {
                     super::prewarm::payments(
                         &keyset,
-                        by_payee.iter().flat_map(|(_, l)| l.iter().map(|(_, p)| p)),
+                        by_payee
+                            .iter()
+                            .flat_map(|(_, l)| l.iter().map(|(_, p)| &**p)),
                     );
                     by_payee
                         .par_iter()
