@@ -726,14 +726,7 @@ impl World {
                             .filter_map(|&k| {
                                 let w = w?;
                                 let j = &jobs[k];
-                                let r = match target(j, j.rec, pool) {
-                                    Some(t) => w
-                                        .pay(t, j.time, rng)
-                                        .map(Box::new)
-                                        .map_err(|e| e.to_string()),
-                                    None => Err("no request".into()),
-                                };
-                                Some((j.rec, r))
+                                Some((j.rec, pay(w, target(j, j.rec, pool), j.time, rng)))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -751,39 +744,17 @@ impl World {
                     continue;
                 };
                 let Some(twin_rec) = j.twin_rec else {
-                    let r = match target(j, j.rec, &self.pool) {
-                        Some(t) => w
-                            .pay(t, j.time, rng)
-                            .map(Box::new)
-                            .map_err(|e| e.to_string()),
-                        None => Err("no request".into()),
-                    };
-                    made.push((j.rec, r));
+                    made.push((j.rec, pay(w, target(j, j.rec, &self.pool), j.time, rng)));
                     continue;
                 };
                 let backup = w.store().snapshot();
-                let first = match target(j, j.rec, &self.pool) {
-                    Some(t) => w
-                        .pay(t, j.time, rng)
-                        .map(Box::new)
-                        .map_err(|e| e.to_string()),
-                    None => Err("no request".into()),
-                };
+                let first = pay(w, target(j, j.rec, &self.pool), j.time, rng);
                 let rolled = Wallet::open(backup)?;
-                let second = match requests.get(&twin_rec) {
-                    Some(r) => rolled
-                        .pay(
-                            PayTarget::Request {
-                                request: r.clone(),
-                                amount: None,
-                            },
-                            j.time + 600,
-                            rng,
-                        )
-                        .map(Box::new)
-                        .map_err(|e| e.to_string()),
-                    None => Err("no request".into()),
-                };
+                let twin = requests.get(&twin_rec).map(|r| PayTarget::Request {
+                    request: r.clone(),
+                    amount: None,
+                });
+                let second = pay(&rolled, twin, j.time + 600, rng);
                 if first.is_ok() && second.is_ok() {
                     self.attempts += 1;
                 }
@@ -1057,6 +1028,19 @@ impl World {
             return Ok(Who::Pool(*i));
         }
         anyhow::bail!("internal: payment to an unknown wallet")
+    }
+}
+
+/// A payment by `w` to `target` (none: the payee's request was never made), boxed, or why not.
+fn pay(
+    w: &W,
+    target: Option<PayTarget>,
+    now: u64,
+    rng: &mut StdRng,
+) -> Result<Box<Payment>, String> {
+    match target {
+        Some(t) => w.pay(t, now, rng).map(Box::new).map_err(|e| e.to_string()),
+        None => Err("no request".into()),
     }
 }
 
