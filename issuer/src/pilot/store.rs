@@ -110,21 +110,21 @@ impl ReadCache {
 /// once (or not at all, if it is gone by the day's end).
 const TABLE_MAX: usize = 1 << 21;
 
-/// Keys applied to sled per batch when a checkpoint is written out.
-const WRITE_SLICE: usize = 512;
+/// Threads that write a checkpoint's table to sled, each a range of its keys, at idle priority.
+const WRITERS: usize = 2;
 
 /// The issuer's ledger in one sled database, written out at checkpoints.
 ///
 /// Commits go to an in-memory table of the day's writes (one atomic insertion per commit, under a
 /// lock); a checkpoint (the pilot's at the end of each day, or a commit's that filled the table
-/// to [`TABLE_MAX`] entries) hands the table to a background thread at idle priority that
-/// applies it to sled in sorted slices and flushes, while the run goes on. The handed-over table
-/// stays readable until it is written out, then is dropped. Reads see the day's table, then the
+/// to [`TABLE_MAX`] entries) hands the table to background threads at idle priority that apply
+/// it to sled key by key, each a range of its keys, and flush, while the run goes on. The
+/// handed-over table stays readable until it is written out, then is dropped. Reads see the day's table, then the
 /// one being written, then sled: the newest value of every key, as one sled database would give.
 /// Sled does the same work for a day's writes as for the commits one by one, less the keys
 /// written again the same day (a coin paid and spent, a holder index entry added and removed),
-/// and it does it off the ledger's one writer thread, on a core the run leaves idle while that
-/// writer works.
+/// and it does it off the ledger's one writer thread, on the cores the run leaves idle (while
+/// that writer works alone, and while the run waits for the write at the next checkpoint).
 pub struct LedgerStore {
     db: sled::Db,
     pending: RwLock<Memtable>,
@@ -212,13 +212,7 @@ impl LedgerStore {
                 // Idle priority: the write runs on a core the run leaves free (the ledger's one
                 // writer works alone at times), and the run waits for it only at the next
                 // checkpoint. Best effort: without it the write competes for the cores.
-                let _ = thread_priority::set_thread_priority_and_policy(
-                    thread_priority::thread_native_id(),
-                    thread_priority::ThreadPriority::Min,
-                    thread_priority::ThreadSchedulePolicy::Normal(
-                        thread_priority::NormalThreadSchedulePolicy::Idle,
-                    ),
-                );
+                idle_priority();
                 // The filter of the keys this table gives a value, published before any of them
                 // reaches sled (and so before the table stops being readable). A deleted key needs
                 // none: sled either never held it, or holds it from an earlier table's filter.
@@ -240,30 +234,77 @@ impl LedgerStore {
                 // this thread adds filters, so the set read here stays the same while it works.
                 let filters = written.read().map_err(|_| "poisoned".to_string())?;
                 let in_sled = |k: &[u8]| filters.iter().any(|f| f.contains(k));
-                let (mut applied, mut skipped) = (0usize, 0usize);
-                // In slices: sled holds every reader of the tree while it applies a batch, and
-                // the run reads the ledger meanwhile.
+                // In key order, key by key (`insert` and `remove` hold sled's readers only
+                // for the one key; a batch holds every reader of the tree until it is in), by
+                // [`WRITERS`] threads at idle priority, each over its own range of keys: while
+                // the run waits for the write at a checkpoint, or leaves both cores free, each
+                // core applies a part. Safe because until the whole table is written, readers
+                // find every key of it in the table before they look in sled.
                 let clock = std::time::Instant::now();
-                let mut ops = table
-                    .range(Bound::Unbounded)
-                    .filter(|(k, v)| {
-                        let keep = v.is_some() || in_sled(k);
-                        skipped += usize::from(!keep);
-                        keep
-                    })
-                    .peekable();
-                while ops.peek().is_some() {
-                    let mut b = sled::Batch::default();
-                    for (k, v) in ops.by_ref().take(WRITE_SLICE) {
-                        applied += 1;
-                        match v {
-                            Some(v) => b.insert(k, v),
-                            None => b.remove(k),
+                let bounds: Vec<&[u8]> = {
+                    let n = table.order.len();
+                    let step = n.div_ceil(WRITERS).max(1);
+                    table
+                        .order
+                        .iter()
+                        .step_by(step)
+                        .skip(1)
+                        .map(|k| &**k)
+                        .collect()
+                };
+                let part =
+                    |from: Option<&[u8]>, to: Option<&[u8]>| -> Result<(usize, usize), String> {
+                        let (mut applied, mut skipped) = (0usize, 0usize);
+                        let start = from.map_or(Bound::Unbounded, Bound::Included);
+                        for (k, v) in table
+                            .range(start)
+                            .take_while(|(k, _)| to.is_none_or(|t| *k < t))
+                        {
+                            match v {
+                                Some(v) => {
+                                    db.insert(k, v).map_err(|e| e.to_string())?;
+                                }
+                                None if in_sled(k) => {
+                                    db.remove(k).map_err(|e| e.to_string())?;
+                                }
+                                None => {
+                                    skipped += 1;
+                                    continue;
+                                }
+                            }
+                            applied += 1;
                         }
+                        Ok((applied, skipped))
+                    };
+                let edges: Vec<Option<&[u8]>> = std::iter::once(None)
+                    .chain(bounds.iter().map(|b| Some(*b)))
+                    .chain(std::iter::once(None))
+                    .collect();
+                let (applied, skipped) = std::thread::scope(|s| {
+                    let others: Vec<_> = edges[1..edges.len() - 1]
+                        .iter()
+                        .zip(&edges[2..])
+                        .map(|(from, to)| {
+                            let part = &part;
+                            std::thread::Builder::new()
+                                .name("ledger-writer".into())
+                                .spawn_scoped(s, move || {
+                                    idle_priority();
+                                    part(*from, *to)
+                                })
+                        })
+                        .collect();
+                    let mut total = part(edges[0], edges[1])?;
+                    for h in others {
+                        let (a, k) = h
+                            .map_err(|e| e.to_string())?
+                            .join()
+                            .map_err(|_| "a ledger writer panicked".to_string())??;
+                        total.0 += a;
+                        total.1 += k;
                     }
-                    db.apply_batch(b).map_err(|e| e.to_string())?;
-                }
-                drop(ops);
+                    Ok::<_, String>(total)
+                })?;
                 drop(filters);
                 db.flush().map_err(|e| e.to_string())?;
                 super::timing::written(applied, skipped);
@@ -318,6 +359,18 @@ impl Drop for LedgerStore {
         // The database is scratch; only the writer thread must not outlive it.
         let _ = self.wait();
     }
+}
+
+/// Puts the calling thread at idle priority (`SCHED_IDLE`): it runs only on a core nothing else
+/// wants. Best effort: without it a writer competes with the run for the cores.
+fn idle_priority() {
+    let _ = thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        thread_priority::ThreadSchedulePolicy::Normal(
+            thread_priority::NormalThreadSchedulePolicy::Idle,
+        ),
+    );
 }
 
 /// Waits for a ledger writer, if any; its error, if it failed.
