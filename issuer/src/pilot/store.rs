@@ -119,8 +119,9 @@ const WRITERS: usize = 2;
 /// lock); a checkpoint (the pilot's at the end of each day, or a commit's that filled the table
 /// to [`TABLE_MAX`] entries) hands the table to background threads at idle priority that apply
 /// it to sled key by key, each a range of its keys, and flush, while the run goes on. The
-/// handed-over table stays readable until it is written out, then is dropped. Reads see the day's table, then the
-/// one being written, then sled: the newest value of every key, as one sled database would give.
+/// handed-over table stays readable until it is written out, then is dropped. Reads see the
+/// day's table, then the one being written, then sled: the newest value of every key, as one
+/// sled database would give.
 /// Sled does the same work for a day's writes as for the commits one by one, less the keys
 /// written again the same day (a coin paid and spent, a holder index entry added and removed),
 /// and it does it off the ledger's one writer thread, on the cores the run leaves idle (while
