@@ -242,17 +242,6 @@ impl LedgerStore {
                 // core applies a part. Safe because until the whole table is written, readers
                 // find every key of it in the table before they look in sled.
                 let clock = std::time::Instant::now();
-                let bounds: Vec<&[u8]> = {
-                    let n = table.order.len();
-                    let step = n.div_ceil(WRITERS).max(1);
-                    table
-                        .order
-                        .iter()
-                        .step_by(step)
-                        .skip(1)
-                        .map(|k| &**k)
-                        .collect()
-                };
                 let part =
                     |from: Option<&[u8]>, to: Option<&[u8]>| -> Result<(usize, usize), String> {
                         let (mut applied, mut skipped) = (0usize, 0usize);
@@ -277,21 +266,23 @@ impl LedgerStore {
                         }
                         Ok((applied, skipped))
                     };
-                let edges: Vec<Option<&[u8]>> = std::iter::once(None)
-                    .chain(bounds.iter().map(|b| Some(*b)))
-                    .chain(std::iter::once(None))
-                    .collect();
+                // The parts' edges: unbounded at both ends, and the key at every n / WRITERS.
+                let step = table.order.len().div_ceil(WRITERS).max(1);
+                let mut edges: Vec<Option<&[u8]>> = vec![None];
+                edges.extend(table.order.iter().step_by(step).skip(1).map(|k| Some(&**k)));
+                edges.push(None);
                 let (applied, skipped) = std::thread::scope(|s| {
-                    let others: Vec<_> = edges[1..edges.len() - 1]
-                        .iter()
-                        .zip(&edges[2..])
-                        .map(|(from, to)| {
-                            let part = &part;
+                    // The first part on this thread, each other on a thread of its own.
+                    let others: Vec<_> = edges
+                        .windows(2)
+                        .skip(1)
+                        .map(|e| {
+                            let (part, from, to) = (&part, e[0], e[1]);
                             std::thread::Builder::new()
                                 .name("ledger-writer".into())
                                 .spawn_scoped(s, move || {
                                     idle_priority();
-                                    part(*from, *to)
+                                    part(from, to)
                                 })
                         })
                         .collect();
